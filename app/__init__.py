@@ -1,0 +1,97 @@
+"""The Megabox application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import load_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build an application from the settings (see ``config``), with ``config`` winning."""
+    settings = load_settings(config)
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
+    app.config.from_mapping(settings)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=_sqlalchemy_url(settings["DATABASE_URL"]),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
+        RATELIMIT_STORAGE_URI=settings["REDIS_URL"] or "memory://",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings["ENV"] == "production",
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+    return app
+
+
+def _sqlalchemy_url(url: str) -> str:
+    # psycopg 3 is the PostgreSQL driver; accept the plain scheme operators usually write.
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def register_extensions(app: Flask) -> None:
+    from app.extensions import csrf, db, limiter, login, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    login.init_app(app)
+    login.login_view = "accounts.login"
+    login.login_message_category = "info"
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.accounts.views import bp as accounts_bp
+    from app.api import bp as api_bp
+    from app.catalog.views import bp as catalog_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(catalog_bp)
+    app.register_blueprint(api_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register_commands as register
+
+    register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from app.catalog.presenters import register_filters
+
+    register_filters(app)

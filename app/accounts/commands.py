@@ -1,0 +1,2 @@
+import click
+users_cli = click.Group("users")

@@ -1,0 +1,66 @@
+"""Users and their personal API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.timestamps import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from app.catalog.models import Artist
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    artists: Mapped[list[Artist]] = relationship(back_populates="owner", order_by="Artist.name")
+    api_tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="ApiToken.id"
+    )
+
+    @property
+    def is_artist(self) -> bool:
+        return bool(self.artists)
+
+    @property
+    def roles(self) -> list[str]:
+        roles = ["listener"]
+        if self.is_artist:
+            roles.append("artist")
+        if self.is_admin:
+            roles.append("admin")
+        return roles
+
+
+class ApiToken(db.Model):
+    """A personal API token. Only its SHA-256 is stored; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

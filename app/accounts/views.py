@@ -1,0 +1,2 @@
+from flask import Blueprint
+bp = Blueprint("app_accounts_views_py", __name__)

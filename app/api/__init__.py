@@ -1,0 +1,2 @@
+from flask import Blueprint
+bp = Blueprint("app_api___init___py", __name__)

@@ -1,0 +1,3 @@
+import click
+artists_cli = click.Group("artists")
+demo_cli = click.Group("demo")

@@ -1,0 +1,27 @@
+"""Catalogue errors."""
+
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+
+class ArtistNotFound(NotFound):
+    code = "artist_not_found"
+
+
+class ReleaseNotFound(NotFound):
+    code = "release_not_found"
+
+
+class TrackNotFound(NotFound):
+    code = "track_not_found"
+
+
+class NotOwner(Forbidden):
+    code = "not_owner"
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+
+
+class InvalidPricing(InvalidInput):
+    code = "invalid_pricing"

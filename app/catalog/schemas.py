@@ -1,0 +1,194 @@
+"""Catalogue schemas: the API's JSON in and out, and the artist's HTML forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate
+
+from app.catalog.models import PricingMode, ReleaseType, TrackStatus
+from app.ledger.money import CURRENCY_EXPONENTS, parse_amount
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+ISRC_PATTERN = r"^[A-Z]{2}[A-Z0-9]{3}\d{7}$"
+
+
+def _known_currency(value: str) -> None:
+    if value not in CURRENCY_EXPONENTS:
+        raise ValidationError(
+            f"Unknown currency {value!r}. Use an ISO-4217 code such as USD, EUR or GBP."
+        )
+
+
+def _price(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, error="A price cannot be negative."),
+        **kwargs,
+    )
+
+
+class ArtistSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    slug = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            SLUG_PATTERN,
+            error="Use 1–64 lower-case letters, digits and inner hyphens, e.g. 'the-band'.",
+        ),
+    )
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    bio = fields.String(load_default="", validate=validate.Length(max=10_000))
+    avatar_url = fields.Url(allow_none=True, load_default=None, validate=validate.Length(max=500))
+    created_at = fields.DateTime(dump_only=True)
+
+
+class TrackSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    release_id = fields.Integer(dump_only=True)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    position = fields.Integer(strict=True, validate=validate.Range(min=1, max=999))
+    duration_ms = fields.Integer(dump_only=True, allow_none=True)
+    isrc = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(ISRC_PATTERN, error="An ISRC looks like 'USRC17607839'."),
+    )
+    explicit = fields.Boolean(load_default=False)
+    price_minor = _price(load_default=0)
+    sold_separately = fields.Boolean(load_default=True)
+    status = fields.Enum(TrackStatus, by_value=True, dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+    @pre_load
+    def _normalise_isrc(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if isinstance(data.get("isrc"), str):
+            data = dict(data)
+            data["isrc"] = data["isrc"].replace("-", "").strip().upper() or None
+        return data
+
+
+class ReleaseSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    artist = fields.String(
+        required=True, load_only=True, metadata={"description": "The owning artist's slug."}
+    )
+    artist_slug = fields.Function(lambda r: r.artist.slug, dump_only=True)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    release_type = fields.Enum(ReleaseType, by_value=True, load_default=ReleaseType.ALBUM)
+    release_date = fields.Date(allow_none=True, load_default=None)
+    description = fields.String(load_default="", validate=validate.Length(max=20_000))
+    cover_url = fields.Url(allow_none=True, load_default=None)
+    pricing_mode = fields.Enum(PricingMode, by_value=True, load_default=PricingMode.FIXED)
+    price_minor = _price(load_default=0)
+    minimum_price_minor = _price(load_default=0)
+    currency = fields.String(
+        load_default=lambda: current_app.config["DEFAULT_CURRENCY"], validate=_known_currency
+    )
+    published = fields.Boolean(load_default=False)
+    published_at = fields.DateTime(dump_only=True, allow_none=True)
+    tracks = fields.List(fields.Nested(TrackSchema), dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+    @pre_load
+    def _upper_currency(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if isinstance(data.get("currency"), str):
+            data = dict(data)
+            data["currency"] = data["currency"].strip().upper()
+        return data
+
+
+class ReleaseUpdateSchema(ReleaseSchema):
+    """PATCH body: every field optional, and a release never changes artist."""
+
+    class Meta:
+        exclude = ("artist",)
+
+
+# HTML forms: amounts are typed as "7.00" and checkboxes are absent when unticked.
+
+
+class _FormSchema(Schema):
+    checkboxes: tuple[str, ...] = ()
+
+    @pre_load
+    def _flatten(self, data: Any, **kwargs: Any) -> dict[str, Any]:
+        getter = data.get
+        flat = {key: getter(key) for key in data.keys()}
+        for box in self.checkboxes:
+            flat[box] = box in flat
+        return {k: v for k, v in flat.items() if k != "csrf_token"}
+
+
+class ArtistForm(_FormSchema):
+    slug = ArtistSchema().fields["slug"]
+    name = ArtistSchema().fields["name"]
+    bio = fields.String(load_default="", validate=validate.Length(max=10_000))
+    avatar_url = fields.String(load_default="")
+
+    @post_load
+    def _blank_avatar(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        url = data.get("avatar_url", "").strip()
+        if url:
+            fields.Url().deserialize(url)
+        data["avatar_url"] = url or None
+        return data
+
+
+class ReleaseForm(_FormSchema):
+    checkboxes = ("published",)
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    release_type = fields.Enum(ReleaseType, by_value=True, load_default=ReleaseType.ALBUM)
+    release_date = fields.String(load_default="")
+    description = fields.String(load_default="", validate=validate.Length(max=20_000))
+    pricing_mode = fields.Enum(PricingMode, by_value=True, load_default=PricingMode.FIXED)
+    price = fields.String(load_default="0")
+    minimum_price = fields.String(load_default="0")
+    currency = fields.String(required=True)
+    published = fields.Boolean(load_default=False)
+
+    @post_load
+    def _to_model_fields(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        currency = data["currency"].strip().upper()
+        if currency not in CURRENCY_EXPONENTS:
+            errors["currency"] = [f"Unknown currency {currency!r}."]
+        data["currency"] = currency
+        for field, target in (("price", "price_minor"), ("minimum_price", "minimum_price_minor")):
+            text = (data.pop(field) or "0").strip() or "0"
+            if "currency" in errors:
+                continue
+            try:
+                data[target] = parse_amount(text, currency)
+            except ValueError as exc:
+                errors[field] = [f"{exc}."]
+                continue
+            if data[target] < 0:
+                errors[field] = ["A price cannot be negative."]
+        date_text = data.pop("release_date").strip()
+        try:
+            data["release_date"] = fields.Date().deserialize(date_text) if date_text else None
+        except ValidationError:
+            errors["release_date"] = ["Use a date like 2026-11-22."]
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+class TrackForm(_FormSchema):
+    checkboxes = ("explicit", "sold_separately")
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    position = fields.Integer(validate=validate.Range(min=1, max=999))
+    isrc = fields.String(load_default="")
+    explicit = fields.Boolean(load_default=False)
+    price = fields.String(load_default="0")
+    sold_separately = fields.Boolean(load_default=False)
+
+    @post_load
+    def _to_model_fields(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        isrc = data.pop("isrc").replace("-", "").strip().upper()
+        data["isrc"] = TrackSchema().fields["isrc"].deserialize(isrc) if isrc else None
+        data["price_text"] = data.pop("price")
+        return data

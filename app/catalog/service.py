@@ -1,0 +1,259 @@
+"""Catalogue rules: ownership, pricing, publishing, browse and search. Callers commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.catalog.errors import (
+    ArtistNotFound,
+    InvalidPricing,
+    NotOwner,
+    ReleaseNotFound,
+    SlugTaken,
+    TrackNotFound,
+)
+from app.catalog.models import Artist, PricingMode, Release, Track
+from app.ledger.money import CURRENCY_EXPONENTS
+from app.timestamps import utcnow
+
+RELEASE_FIELDS = (
+    "title", "release_type", "release_date", "description", "cover_url", "pricing_mode",
+    "price_minor", "minimum_price_minor", "currency", "published",
+)  # fmt: skip
+TRACK_FIELDS = ("title", "position", "isrc", "explicit", "price_minor", "sold_separately")
+ARTIST_FIELDS = ("name", "bio", "avatar_url")
+
+
+# Ownership ------------------------------------------------------------------------------
+
+
+def can_edit(user: User | None, artist: Artist) -> bool:
+    return user is not None and (user.is_admin or artist.owner_id == user.id)
+
+
+def require_owner(user: User | None, artist: Artist) -> None:
+    """Raises NotOwner unless the user owns the artist (or is an admin)."""
+    if not can_edit(user, artist):
+        raise NotOwner("Only the artist can change this.")
+
+
+# Artists --------------------------------------------------------------------------------
+
+
+def get_artist(session: Session, slug: str) -> Artist:
+    """Raises ArtistNotFound."""
+    artist = session.scalar(select(Artist).where(Artist.slug == slug))
+    if artist is None:
+        raise ArtistNotFound(f"No artist called {slug!r}.")
+    return artist
+
+
+def create_artist(session: Session, owner: User, data: Mapping[str, Any]) -> Artist:
+    """Create an artist profile owned by ``owner``. Raises SlugTaken."""
+    slug = data["slug"]
+    if session.scalar(select(Artist.id).where(Artist.slug == slug)) is not None:
+        raise SlugTaken(f"The address {slug!r} is taken.", {"slug": ["That address is taken."]})
+    artist = Artist(owner=owner, slug=slug, **{k: data[k] for k in ARTIST_FIELDS if k in data})
+    session.add(artist)
+    return artist
+
+
+def update_artist(user: User, artist: Artist, data: Mapping[str, Any]) -> Artist:
+    require_owner(user, artist)
+    for key in ARTIST_FIELDS:
+        if key in data:
+            setattr(artist, key, data[key])
+    return artist
+
+
+def delete_artist(session: Session, user: User, artist: Artist) -> None:
+    require_owner(user, artist)
+    session.delete(artist)
+
+
+def list_artists(session: Session, limit: int, offset: int = 0) -> list[Artist]:
+    return list(session.scalars(select(Artist).order_by(Artist.name).limit(limit).offset(offset)))
+
+
+# Pricing --------------------------------------------------------------------------------
+
+
+def check_pricing(mode: PricingMode, price: int, minimum: int, currency: str) -> None:
+    """Raises InvalidPricing, naming each bad field, unless the combination is sellable."""
+    errors: dict[str, list[str]] = {}
+    if currency not in CURRENCY_EXPONENTS:
+        errors["currency"] = [f"Unknown currency {currency!r}."]
+    if price < 0:
+        errors["price_minor"] = ["A price cannot be negative."]
+    if minimum < 0:
+        errors["minimum_price_minor"] = ["A minimum price cannot be negative."]
+    if not errors:
+        if mode is PricingMode.FIXED and price == 0:
+            errors["price_minor"] = ["A fixed price must be above zero; choose 'free' instead."]
+        if mode is PricingMode.NAME_YOUR_PRICE and minimum > price:
+            errors["minimum_price_minor"] = [
+                "The minimum cannot be above the suggested price."
+            ]
+    if errors:
+        first = next(iter(errors.values()))[0]
+        raise InvalidPricing(first, errors)
+
+
+def _normalise_free(release: Release) -> None:
+    if release.pricing_mode is PricingMode.FREE:
+        release.price_minor = 0
+        release.minimum_price_minor = 0
+    elif release.pricing_mode is PricingMode.FIXED:
+        release.minimum_price_minor = release.price_minor
+
+
+# Releases -------------------------------------------------------------------------------
+
+
+def visible_release(session: Session, release_id: int, viewer: User | None) -> Release:
+    """A release the viewer may see. Unpublished ones are not found for all but their artist."""
+    release = session.get(Release, release_id)
+    if release is None or not (release.published or can_edit(viewer, release.artist)):
+        raise ReleaseNotFound("No such release.")
+    return release
+
+
+def editable_release(session: Session, release_id: int, user: User | None) -> Release:
+    """A release the user may change. Raises ReleaseNotFound or NotOwner."""
+    release = visible_release(session, release_id, user)
+    require_owner(user, release.artist)
+    return release
+
+
+def create_release(session: Session, user: User, artist: Artist, data: Mapping[str, Any]) -> Release:
+    """Create a release for an artist the user owns. Raises NotOwner, InvalidPricing."""
+    require_owner(user, artist)
+    release = Release(artist=artist)
+    _apply_release(release, data)
+    session.add(release)
+    return release
+
+
+def update_release(user: User, release: Release, data: Mapping[str, Any]) -> Release:
+    """Raises NotOwner, InvalidPricing."""
+    require_owner(user, release.artist)
+    _apply_release(release, data)
+    return release
+
+
+def _apply_release(release: Release, data: Mapping[str, Any]) -> None:
+    merged = {key: data.get(key, getattr(release, key)) for key in RELEASE_FIELDS}
+    if merged["pricing_mode"] is None:
+        merged["pricing_mode"] = PricingMode.FIXED
+    check_pricing(
+        PricingMode(merged["pricing_mode"]),
+        merged["price_minor"] or 0,
+        merged["minimum_price_minor"] or 0,
+        merged["currency"] or "",
+    )
+    was_published = bool(release.published)
+    for key, value in merged.items():
+        setattr(release, key, value)
+    _normalise_free(release)
+    if release.published and not was_published:
+        release.published_at = utcnow()
+
+
+def delete_release(session: Session, user: User, release: Release) -> None:
+    require_owner(user, release.artist)
+    session.delete(release)
+
+
+def new_releases(session: Session, limit: int) -> list[Release]:
+    return list(
+        session.scalars(
+            select(Release)
+            .where(Release.published.is_(True))
+            .order_by(Release.published_at.desc(), Release.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def artist_releases(artist: Artist, viewer: User | None) -> list[Release]:
+    if can_edit(viewer, artist):
+        return list(artist.releases)
+    return [r for r in artist.releases if r.published]
+
+
+def search(session: Session, query: str, limit: int) -> tuple[list[Artist], list[Release]]:
+    """Artists by name and published releases by title or artist name, case-insensitively."""
+    words = query.strip()
+    if not words:
+        return [], []
+    pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    artists = session.scalars(
+        select(Artist).where(func.lower(Artist.name).like(pattern, escape="\\"))
+        .order_by(Artist.name).limit(limit)
+    )  # fmt: skip
+    releases = session.scalars(
+        select(Release)
+        .join(Release.artist)
+        .where(Release.published.is_(True))
+        .where(
+            or_(
+                func.lower(Release.title).like(pattern, escape="\\"),
+                func.lower(Artist.name).like(pattern, escape="\\"),
+            )
+        )
+        .order_by(Release.published_at.desc(), Release.id.desc())
+        .limit(limit)
+    )
+    return list(artists), list(releases)
+
+
+# Tracks ---------------------------------------------------------------------------------
+
+
+def visible_track(session: Session, track_id: int, viewer: User | None) -> Track:
+    track = session.get(Track, track_id)
+    if track is None or not (track.release.published or can_edit(viewer, track.release.artist)):
+        raise TrackNotFound("No such track.")
+    return track
+
+
+def editable_track(session: Session, track_id: int, user: User | None) -> Track:
+    track = visible_track(session, track_id, user)
+    require_owner(user, track.release.artist)
+    return track
+
+
+def add_track(session: Session, user: User, release: Release, data: Mapping[str, Any]) -> Track:
+    """Append a track to a release. Raises NotOwner, InvalidPricing."""
+    require_owner(user, release.artist)
+    fields = {k: data[k] for k in TRACK_FIELDS if k in data and data[k] is not None}
+    fields.setdefault("position", max((t.position for t in release.tracks), default=0) + 1)
+    _check_track_price(fields.get("price_minor", 0))
+    track = Track(**fields)
+    release.tracks.append(track)
+    session.add(track)
+    return track
+
+
+def update_track(user: User, track: Track, data: Mapping[str, Any]) -> Track:
+    require_owner(user, track.release.artist)
+    for key in TRACK_FIELDS:
+        if key in data:
+            setattr(track, key, data[key])
+    _check_track_price(track.price_minor)
+    return track
+
+
+def _check_track_price(price_minor: int) -> None:
+    if price_minor < 0:
+        raise InvalidPricing("A price cannot be negative.", {"price_minor": ["A price cannot be negative."]})
+
+
+def delete_track(session: Session, user: User, track: Track) -> None:
+    require_owner(user, track.release.artist)
+    session.delete(track)

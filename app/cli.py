@@ -1,0 +1,49 @@
+"""The ``megabox`` command: Flask's CLI with the app factory and each area's commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from config import ConfigurationError
+
+
+def _create_app() -> Flask:
+    from app import create_app
+
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        click.echo(f"megabox: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--debug/--no-debug", default=False)
+@with_appcontext
+def serve_command(host: str, port: int, debug: bool) -> None:
+    """Serve Megabox with the development server (use gunicorn in production)."""
+    from flask import current_app
+
+    click.echo(f"Megabox is serving on http://{host}:{port}/ (Ctrl-C stops it)")
+    current_app.run(host=host, port=port, debug=debug, threaded=True, use_reloader=False)
+
+
+def register_commands(app: Flask) -> None:
+    from app.accounts.commands import users_cli
+    from app.catalog.commands import artists_cli, demo_cli
+
+    app.cli.add_command(serve_command)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(artists_cli)
+    app.cli.add_command(demo_cli)
+
+
+def main() -> None:
+    cli = FlaskGroup(create_app=_create_app, help="Megabox: the artist-direct music platform.")
+    cli.main(prog_name="megabox")

@@ -1,0 +1,149 @@
+"""Megabox settings.
+
+Every setting has an embedded default that needs no server, and every one can be overridden
+by an environment variable of the same name with a ``MEGABOX_`` prefix
+(``MEGABOX_DATABASE_URL``, ``MEGABOX_MAX_UPLOAD_BYTES`` ...). ``create_app(config)`` takes a
+mapping that wins over both, which is what the tests use.
+
+In embedded mode (the default) a secret key is generated into the instance folder on the first
+run. With ``MEGABOX_ENV=production`` nothing is generated: missing secrets stop start-up with
+one line naming each of them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MEGABOX_"
+
+
+class ConfigurationError(Exception):
+    """Raised when the settings cannot make a working application."""
+
+
+def _to_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+# name -> (default, parser). A default of None means "derived" or "not set".
+SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
+    "ENV": ("development", str),
+    "INSTANCE_PATH": ("instance", str),
+    "DATABASE_URL": (None, str),
+    "REDIS_URL": ("", str),
+    "STORAGE_URL": ("", str),
+    "S3_ENDPOINT_URL": ("", str),
+    "S3_REGION": ("us-east-1", str),
+    "SECRET_KEY": (None, str),
+    "KEK": ("", str),
+    "KEK_FILE": ("", str),
+    "FFMPEG": ("", str),
+    "PAYMENT_GATEWAY": ("sandbox", str),
+    "STRIPE_SECRET_KEY": ("", str),
+    "STRIPE_WEBHOOK_SECRET": ("", str),
+    "STRIPE_PUBLISHABLE_KEY": ("", str),
+    "BASE_URL": ("http://127.0.0.1:5000", str),
+    # Limits.
+    "LOGIN_RATE_LIMIT": ("10 per minute", str),
+    "RATELIMIT_ENABLED": (True, _to_bool),
+    "MAX_REQUEST_BYTES": (64 * 1024 * 1024, int),
+    "SEARCH_RESULTS_LIMIT": (50, int),
+    "PAGE_SIZE": (24, int),
+    "API_PAGE_SIZE_MAX": (100, int),
+    "DEFAULT_CURRENCY": ("USD", str),
+    "MAX_PRICE_MINOR": (100_000_00, int),
+    # Vault.
+    "VAULT_SEGMENT_SIZE_LOG2": (16, int),
+    "S3_MULTIPART_THRESHOLD_BYTES": (16 * 1024 * 1024, int),
+    "S3_MULTIPART_CHUNK_BYTES": (16 * 1024 * 1024, int),
+    "KEK_ROTATE_BATCH": (500, int),
+    # Ingest and media work.
+    "MAX_UPLOAD_BYTES": (4 * 1024**3, int),
+    "UPLOAD_CHUNK_BYTES": (8 * 1024 * 1024, int),
+    "ARTIST_STORAGE_QUOTA_BYTES": (50 * 1024**3, int),
+    "MAX_AUDIO_SECONDS": (4 * 3600, int),
+    "UPLOAD_EXPIRY_HOURS": (72, int),
+    "JOB_TIMEOUT_SECONDS": (3600, int),
+    "JOB_MAX_RETRIES": (3, int),
+    "JOB_RETRY_BACKOFF_SECONDS": (5.0, float),
+    "WORKER_THREADS": (2, int),
+    "FFMPEG_CONCURRENCY": (2, int),
+    "LOUDNESS_TARGET_LUFS": (-14.0, float),
+    "TRUE_PEAK_LIMIT_DBTP": (-1.0, float),
+    "WAVEFORM_BUCKETS": (1500, int),
+}
+
+# Settings that must be given explicitly when MEGABOX_ENV=production.
+PRODUCTION_SECRETS = ("SECRET_KEY", "DATABASE_URL")
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Resolve every setting: explicit overrides, then ``MEGABOX_*`` variables, then defaults.
+
+    Raises ConfigurationError for an unparsable value or, in production, missing secrets.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    settings: dict[str, Any] = {}
+    for name, (default, parser) in SETTINGS.items():
+        if name in overrides:
+            settings[name] = overrides.pop(name)
+        elif ENV_PREFIX + name in environ:
+            raw = environ[ENV_PREFIX + name]
+            try:
+                settings[name] = parser(raw)
+            except ValueError as exc:
+                raise ConfigurationError(f"{ENV_PREFIX}{name}: {exc}") from None
+        else:
+            settings[name] = default
+    settings.update(overrides)
+
+    instance = Path(settings["INSTANCE_PATH"]).expanduser().resolve()
+    settings["INSTANCE_PATH"] = str(instance)
+    production = settings["ENV"] == "production"
+
+    if production:
+        missing = [ENV_PREFIX + n for n in PRODUCTION_SECRETS if not settings.get(n)]
+        if not (settings.get("KEK") or settings.get("KEK_FILE")):
+            missing.append(f"{ENV_PREFIX}KEK (or {ENV_PREFIX}KEK_FILE)")
+        if settings["PAYMENT_GATEWAY"] == "stripe":
+            missing += [
+                ENV_PREFIX + n
+                for n in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+                if not settings.get(n)
+            ]
+        if missing:
+            raise ConfigurationError("missing production settings: " + ", ".join(missing))
+
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{instance / 'megabox.db'}"
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    return settings
+
+
+def _instance_secret(path: Path) -> str:
+    """Read the embedded-mode secret key, generating it (mode 0600) on the first run."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its key
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
