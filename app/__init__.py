@@ -63,7 +63,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     login.init_app(app)
-    login.login_view = "accounts.login"
+    login.login_view = "accounts.login_page"
     login.login_message_category = "info"
     csrf.init_app(app)
     limiter.init_app(app)

@@ -53,11 +53,18 @@ def wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
 
-def error_response(code: str, message: str, status: int, details: dict[str, Any] | None = None):
+def error_response(
+    code: str,
+    message: str,
+    status: int,
+    details: dict[str, Any] | None = None,
+    page: bool = False,
+):
+    """JSON for the API; for HTML, an error page, or on a form post a flashed message."""
     if wants_json():
         body = {"error": code, "message": message, "details": details or {}}
         return jsonify(body), status
-    if status in (403, 404, 405, 413, 429) or status >= 500 or request.method == "GET":
+    if page or status in (403, 404, 405, 413, 429) or status >= 500 or request.method == "GET":
         return render_template("error.html", status=status, message=message), status
     flash(message, "error")
     return redirect(request.referrer or "/")
@@ -75,7 +82,8 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def handle_csrf_error(exc: CSRFError) -> Response:
-        return error_response("csrf_failed", exc.description, 400)
+        message = f"{exc.description} Reload the page and try again."
+        return error_response("csrf_failed", message, 400, page=True)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException) -> Response:

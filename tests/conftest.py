@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
@@ -66,6 +66,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+def _forget_cached_user() -> None:
+    g.pop("_login_user", None)
+
+
 def _empty_tables() -> None:
     db.session.remove()
     tables = [t for t in db.metadata.sorted_tables]
@@ -85,8 +89,12 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Any]:
 
     def factory(**overrides: Any) -> Flask:
         instance = tmp_path / f"instance{len(made)}"
-        made.append(create_app(base_config(database_url, instance, **overrides)))
-        return made[-1]
+        built = create_app(base_config(database_url, instance, **overrides))
+        # Tests keep one app context pushed, which requests then share; drop the signed-in
+        # user Flask-Login caches on ``g`` so each request loads it afresh, as in production.
+        built.before_request(_forget_cached_user)
+        made.append(built)
+        return built
 
     yield factory
     for built in made:

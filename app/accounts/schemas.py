@@ -13,7 +13,11 @@ class SignupSchema(Schema):
     password = fields.String(
         required=True,
         load_only=True,
-        validate=validate.Length(min=PASSWORD_MIN_LENGTH, max=1024),
+        validate=validate.Length(
+            min=PASSWORD_MIN_LENGTH,
+            max=1024,
+            error=f"Use {PASSWORD_MIN_LENGTH} to 1024 characters.",
+        ),
     )
 
 

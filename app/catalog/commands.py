@@ -1,3 +1,56 @@
+"""``megabox artists ...`` and ``megabox demo ...``: operator commands for the catalogue."""
+
+from __future__ import annotations
+
+import secrets
+
 import click
-artists_cli = click.Group("artists")
-demo_cli = click.Group("demo")
+from flask.cli import AppGroup
+from marshmallow import ValidationError
+
+from app.accounts import service as accounts
+from app.catalog import service
+from app.catalog.demo import DEMO_LOGINS, seed_demo_catalogue
+from app.catalog.errors import SlugTaken
+from app.catalog.schemas import ArtistSchema
+from app.extensions import db
+
+artists_cli = AppGroup("artists", help="Manage artist profiles.")
+demo_cli = AppGroup("demo", help="The demo catalogue.")
+
+
+@artists_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The artist's display name.")
+@click.option("--email", help="The owning user's e-mail; created when there is no such user.")
+def create_artist(slug: str, name: str, email: str | None) -> None:
+    """Create an artist profile, and its owning user if needed."""
+    try:
+        data = ArtistSchema().load({"slug": slug, "name": name})
+    except ValidationError as exc:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages_dict.items())
+        raise click.ClickException(problems) from None
+    email = email or f"{slug}@artists.megabox.invalid"
+    owner = accounts.find_user_by_email(db.session, email)
+    password = None
+    if owner is None:
+        password = secrets.token_urlsafe(12)
+        owner = accounts.create_user(db.session, email, password, name)
+    try:
+        artist = service.create_artist(db.session, owner, data)
+    except SlugTaken as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Created artist {artist.slug!r} ({artist.name}) owned by {owner.email}.")
+    if password:
+        click.echo(f"New user {owner.email} can sign in with the password: {password}")
+
+
+@demo_cli.command("seed")
+def seed() -> None:
+    """Create the demo users and catalogue (running it again changes nothing)."""
+    created = seed_demo_catalogue(db.session)
+    db.session.commit()
+    click.echo("Seeded the demo catalogue." if created else "The demo catalogue is already there.")
+    for role, (email, password) in DEMO_LOGINS.items():
+        click.echo(f"  {role:<8} {email} / {password}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from app.catalog.models import PricingMode, ReleaseType, TrackStatus
 from app.ledger.money import CURRENCY_EXPONENTS, parse_amount
@@ -29,16 +29,24 @@ def _price(**kwargs: Any) -> fields.Integer:
     )
 
 
-class ArtistSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    slug = fields.String(
+def _slug() -> fields.String:
+    return fields.String(
         required=True,
         validate=validate.Regexp(
             SLUG_PATTERN,
             error="Use 1–64 lower-case letters, digits and inner hyphens, e.g. 'the-band'.",
         ),
     )
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+def _artist_name() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ArtistSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    slug = _slug()
+    name = _artist_name()
     bio = fields.String(load_default="", validate=validate.Length(max=10_000))
     avatar_url = fields.Url(allow_none=True, load_default=None, validate=validate.Length(max=500))
     created_at = fields.DateTime(dump_only=True)
@@ -111,6 +119,9 @@ class ReleaseUpdateSchema(ReleaseSchema):
 class _FormSchema(Schema):
     checkboxes: tuple[str, ...] = ()
 
+    class Meta:
+        unknown = EXCLUDE
+
     @pre_load
     def _flatten(self, data: Any, **kwargs: Any) -> dict[str, Any]:
         getter = data.get
@@ -121,8 +132,8 @@ class _FormSchema(Schema):
 
 
 class ArtistForm(_FormSchema):
-    slug = ArtistSchema().fields["slug"]
-    name = ArtistSchema().fields["name"]
+    slug = _slug()
+    name = _artist_name()
     bio = fields.String(load_default="", validate=validate.Length(max=10_000))
     avatar_url = fields.String(load_default="")
 
@@ -190,5 +201,20 @@ class TrackForm(_FormSchema):
     def _to_model_fields(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         isrc = data.pop("isrc").replace("-", "").strip().upper()
         data["isrc"] = TrackSchema().fields["isrc"].deserialize(isrc) if isrc else None
-        data["price_text"] = data.pop("price")
         return data
+
+
+def load_track_form(form: Any, currency: str) -> dict[str, Any]:
+    """Load the track form, reading the typed price in the release's currency.
+
+    Raises ValidationError with inline messages.
+    """
+    data = TrackForm().load(form)
+    text = (data.pop("price") or "0").strip() or "0"
+    try:
+        data["price_minor"] = parse_amount(text, currency)
+    except ValueError as exc:
+        raise ValidationError({"price": [f"{exc}."]}) from None
+    if data["price_minor"] < 0:
+        raise ValidationError({"price": ["A price cannot be negative."]})
+    return data

@@ -17,7 +17,7 @@ from app.catalog.errors import (
     SlugTaken,
     TrackNotFound,
 )
-from app.catalog.models import Artist, PricingMode, Release, Track
+from app.catalog.models import Artist, PricingMode, Release, ReleaseType, Track
 from app.ledger.money import CURRENCY_EXPONENTS
 from app.timestamps import utcnow
 
@@ -25,6 +25,13 @@ RELEASE_FIELDS = (
     "title", "release_type", "release_date", "description", "cover_url", "pricing_mode",
     "price_minor", "minimum_price_minor", "currency", "published",
 )  # fmt: skip
+# What a new release starts with for any field the caller leaves out.
+RELEASE_DEFAULTS = {
+    "title": None, "release_type": ReleaseType.ALBUM, "release_date": None, "description": "",
+    "cover_url": None,
+    "pricing_mode": PricingMode.FIXED, "price_minor": 0, "minimum_price_minor": 0,
+    "currency": None, "published": False,
+}  # fmt: skip
 TRACK_FIELDS = ("title", "position", "isrc", "explicit", "price_minor", "sold_separately")
 ARTIST_FIELDS = ("name", "bio", "avatar_url")
 
@@ -33,7 +40,11 @@ ARTIST_FIELDS = ("name", "bio", "avatar_url")
 
 
 def can_edit(user: User | None, artist: Artist) -> bool:
-    return user is not None and (user.is_admin or artist.owner_id == user.id)
+    if user is None:
+        return False
+    if user.is_admin or (user.id is not None and artist.owner_id == user.id):
+        return True
+    return artist.owner is user  # both new in this transaction, so neither has an id yet
 
 
 def require_owner(user: User | None, artist: Artist) -> None:
@@ -133,8 +144,9 @@ def editable_release(session: Session, release_id: int, user: User | None) -> Re
 def create_release(session: Session, user: User, artist: Artist, data: Mapping[str, Any]) -> Release:
     """Create a release for an artist the user owns. Raises NotOwner, InvalidPricing."""
     require_owner(user, artist)
-    release = Release(artist=artist)
-    _apply_release(release, data)
+    release = Release()
+    _apply_release(release, data)  # validates before the release joins the session
+    release.artist = artist
     session.add(release)
     return release
 
@@ -147,13 +159,15 @@ def update_release(user: User, release: Release, data: Mapping[str, Any]) -> Rel
 
 
 def _apply_release(release: Release, data: Mapping[str, Any]) -> None:
-    merged = {key: data.get(key, getattr(release, key)) for key in RELEASE_FIELDS}
-    if merged["pricing_mode"] is None:
-        merged["pricing_mode"] = PricingMode.FIXED
+    merged = {}
+    for key in RELEASE_FIELDS:
+        current = getattr(release, key)
+        merged[key] = data.get(key, RELEASE_DEFAULTS[key] if current is None else current)
+    merged["pricing_mode"] = PricingMode(merged["pricing_mode"])
     check_pricing(
-        PricingMode(merged["pricing_mode"]),
-        merged["price_minor"] or 0,
-        merged["minimum_price_minor"] or 0,
+        merged["pricing_mode"],
+        merged["price_minor"],
+        merged["minimum_price_minor"],
         merged["currency"] or "",
     )
     was_published = bool(release.published)

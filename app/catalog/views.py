@@ -1,2 +1,192 @@
-from flask import Blueprint
-bp = Blueprint("app_catalog_views_py", __name__)
+"""Public catalogue pages, and the artist's studio for editing artists, releases and tracks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from marshmallow import Schema, ValidationError
+from werkzeug.wrappers import Response
+
+from app.catalog import service
+from app.catalog.schemas import ArtistForm, ReleaseForm, TrackForm, load_track_form
+from app.errors import DomainError
+from app.extensions import db
+from app.ledger.money import CURRENCY_EXPONENTS
+
+bp = Blueprint("catalog", __name__)
+
+
+def _viewer() -> Any:
+    return current_user if current_user.is_authenticated else None
+
+
+@bp.app_context_processor
+def _choices() -> dict[str, Any]:
+    return {"CURRENCY_OPTIONS": [(code, code) for code in sorted(CURRENCY_EXPONENTS)]}
+
+
+def _form_page(template: str, load: Callable[[], dict], save: Callable[[dict], str], **ctx: Any):
+    """Render a form; on a valid POST, save, commit and redirect to the URL ``save`` returns.
+
+    Field errors from the schema or a domain rule are shown inline, and nothing is saved.
+    """
+    errors: dict[str, Any] = {}
+    if request.method == "POST":
+        try:
+            target = save(load())
+            db.session.commit()
+        except ValidationError as exc:
+            errors = exc.messages_dict
+        except DomainError as exc:
+            db.session.rollback()
+            errors = exc.details or {"_form": [exc.message]}
+            errors.setdefault("_form", [exc.message])
+        else:
+            flash("Saved.", "success")
+            return redirect(target)
+    return render_template(template, errors=errors, form=request.form, **ctx), (422 if errors else 200)
+
+
+def _load(schema: Schema) -> Callable[[], dict]:
+    return lambda: schema.load(request.form)
+
+
+# Public pages ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+def home() -> str:
+    releases = service.new_releases(db.session, current_app.config["PAGE_SIZE"])
+    return render_template("catalog/home.html", releases=releases)
+
+
+@bp.get("/search")
+def search() -> str:
+    query = request.args.get("q", "")[:200]
+    artists, releases = service.search(db.session, query, current_app.config["SEARCH_RESULTS_LIMIT"])
+    return render_template("catalog/search.html", query=query, artists=artists, releases=releases)
+
+
+@bp.get("/artists/<slug>")
+def artist(slug: str) -> str:
+    found = service.get_artist(db.session, slug)
+    releases = service.artist_releases(found, _viewer())
+    return render_template("catalog/artist.html", artist=found, releases=releases)
+
+
+@bp.get("/releases/<int:release_id>")
+def release(release_id: int) -> str:
+    found = service.visible_release(db.session, release_id, _viewer())
+    return render_template("catalog/release.html", release=found)
+
+
+# Studio ---------------------------------------------------------------------------------
+
+
+@bp.get("/studio")
+@login_required
+def studio() -> str:
+    return render_template("catalog/studio.html", artists=current_user.artists)
+
+
+@bp.route("/studio/artists/new", methods=["GET", "POST"])
+@login_required
+def new_artist():
+    def save(data: dict) -> str:
+        created = service.create_artist(db.session, current_user, data)
+        return url_for("catalog.artist", slug=created.slug)
+
+    return _form_page("catalog/artist_form.html", _load(ArtistForm()), save, artist=None)
+
+
+@bp.route("/studio/artists/<slug>/edit", methods=["GET", "POST"])
+@login_required
+def edit_artist(slug: str):
+    found = service.get_artist(db.session, slug)
+    service.require_owner(current_user, found)
+
+    def save(data: dict) -> str:
+        service.update_artist(current_user, found, data)
+        return url_for("catalog.artist", slug=found.slug)
+
+    load = _load(ArtistForm(partial=("slug",), exclude=("slug",)))
+    return _form_page("catalog/artist_form.html", load, save, artist=found)
+
+
+@bp.route("/studio/artists/<slug>/releases/new", methods=["GET", "POST"])
+@login_required
+def new_release(slug: str):
+    found = service.get_artist(db.session, slug)
+    service.require_owner(current_user, found)
+
+    def save(data: dict) -> str:
+        created = service.create_release(db.session, current_user, found, data)
+        db.session.flush()  # the new release needs its id for the redirect
+        return url_for("catalog.edit_release", release_id=created.id)
+
+    return _form_page("catalog/release_form.html", _load(ReleaseForm()), save, artist=found, release=None)
+
+
+@bp.route("/studio/releases/<int:release_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_release(release_id: int):
+    found = service.editable_release(db.session, release_id, current_user)
+
+    def save(data: dict) -> str:
+        service.update_release(current_user, found, data)
+        return url_for("catalog.edit_release", release_id=found.id)
+
+    return _form_page(
+        "catalog/release_form.html", _load(ReleaseForm()), save, artist=found.artist, release=found
+    )
+
+
+@bp.post("/studio/releases/<int:release_id>/delete")
+@login_required
+def delete_release(release_id: int) -> Response:
+    found = service.editable_release(db.session, release_id, current_user)
+    slug = found.artist.slug
+    service.delete_release(db.session, current_user, found)
+    db.session.commit()
+    flash("Release deleted.", "info")
+    return redirect(url_for("catalog.artist", slug=slug))
+
+
+@bp.route("/studio/releases/<int:release_id>/tracks/new", methods=["GET", "POST"])
+@login_required
+def new_track(release_id: int):
+    found = service.editable_release(db.session, release_id, current_user)
+
+    def save(data: dict) -> str:
+        service.add_track(db.session, current_user, found, data)
+        return url_for("catalog.edit_release", release_id=found.id)
+
+    load = lambda: load_track_form(request.form, found.currency)  # noqa: E731
+    return _form_page("catalog/track_form.html", load, save, release=found, track=None)
+
+
+@bp.route("/studio/tracks/<int:track_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_track(track_id: int):
+    found = service.editable_track(db.session, track_id, current_user)
+
+    def save(data: dict) -> str:
+        service.update_track(current_user, found, data)
+        return url_for("catalog.edit_release", release_id=found.release_id)
+
+    load = lambda: load_track_form(request.form, found.release.currency)  # noqa: E731
+    return _form_page("catalog/track_form.html", load, save, release=found.release, track=found)
+
+
+@bp.post("/studio/tracks/<int:track_id>/delete")
+@login_required
+def delete_track(track_id: int) -> Response:
+    found = service.editable_track(db.session, track_id, current_user)
+    release_id = found.release_id
+    service.delete_track(db.session, current_user, found)
+    db.session.commit()
+    flash("Track deleted.", "info")
+    return redirect(url_for("catalog.edit_release", release_id=release_id))

@@ -51,14 +51,20 @@ class Money:
         if self.currency != other.currency:
             raise ValueError(f"cannot mix {self.currency} and {other.currency}")
 
-    def format(self) -> str:
-        """Human form, e.g. ``$7.00``, ``¥700``, ``12.50 SEK``."""
+    def format_plain(self, grouping: bool = False) -> str:
+        """The bare amount in major units: ``7.00``, ``700`` (JPY), ``-0.05``."""
         digits = exponent(self.currency)
         sign = "-" if self.minor < 0 else ""
-        whole, frac = divmod(abs(self.minor), 10**digits) if digits else (abs(self.minor), 0)
-        number = f"{whole:,}" + (f".{frac:0{digits}d}" if digits else "")
+        whole, frac = divmod(abs(self.minor), 10**digits)
+        number = f"{whole:,}" if grouping else str(whole)
+        return sign + number + (f".{frac:0{digits}d}" if digits else "")
+
+    def format(self) -> str:
+        """Human form, e.g. ``$7.00``, ``¥700``, ``12.50 SEK``."""
+        plain = Money(abs(self.minor), self.currency).format_plain(grouping=True)
+        sign = "-" if self.minor < 0 else ""
         symbol = CURRENCY_SYMBOLS.get(self.currency)
-        return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {self.currency}"
+        return f"{sign}{symbol}{plain}" if symbol else f"{sign}{plain} {self.currency}"
 
 
 def parse_amount(text: str, currency: str) -> int:
