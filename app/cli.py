@@ -29,9 +29,12 @@ def _create_app() -> Flask:
 def serve_command(host: str, port: int, debug: bool) -> None:
     """Serve Megabox with the development server (use gunicorn in production)."""
     from flask import current_app
+    from werkzeug.serving import run_simple
 
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app.debug = debug
     click.echo(f"Megabox is serving on http://{host}:{port}/ (Ctrl-C stops it)")
-    current_app.run(host=host, port=port, debug=debug, threaded=True, use_reloader=False)
+    run_simple(host, port, app, threaded=True, use_debugger=debug, use_reloader=False)
 
 
 def register_commands(app: Flask) -> None:

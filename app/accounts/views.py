@@ -33,7 +33,8 @@ def signup() -> str | Response:
     errors: dict = {}
     if request.method == "POST":
         try:
-            data = SignupSchema().load(request.form.to_dict())
+            fields = ("email", "display_name", "password")
+            data = SignupSchema().load({k: request.form.get(k, "") for k in fields})
             user = service.create_user(db.session, data["email"], data["password"], data["display_name"])
             db.session.commit()
         except ValidationError as exc:

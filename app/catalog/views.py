@@ -17,6 +17,8 @@ from app.extensions import db
 from app.ledger.money import CURRENCY_EXPONENTS
 
 bp = Blueprint("catalog", __name__)
+# Domain rules name model fields; the forms show amounts as typed decimals under other names.
+FORM_FIELD_FOR = {"price_minor": "price", "minimum_price_minor": "minimum_price"}
 
 
 def _viewer() -> Any:
@@ -42,7 +44,7 @@ def _form_page(template: str, load: Callable[[], dict], save: Callable[[dict], s
             errors = exc.messages_dict
         except DomainError as exc:
             db.session.rollback()
-            errors = exc.details or {"_form": [exc.message]}
+            errors = {FORM_FIELD_FOR.get(k, k): v for k, v in exc.details.items()}
             errors.setdefault("_form", [exc.message])
         else:
             flash("Saved.", "success")
