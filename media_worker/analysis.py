@@ -1,0 +1,178 @@
+"""The one decode pass over a master: validation, loudness and the waveform envelope.
+
+``analyse_master`` runs ``probe.probe_audio`` (headers) and then a single ffmpeg process that
+decodes the whole master once and feeds two filter graphs, each on its own thread:
+
+- ``ebur128`` (BS.1770 K-weighting and gating) for the integrated loudness and sample peak;
+- the waveform's power envelope, streamed to Python at a few kHz on stdout.
+
+Any decoder or demuxer error, or a decode that ends well short of the declared length, makes
+the master ``corrupt_audio``. The true peak is deliberately not measured here: it needs a 4×
+oversampled pass that costs more than the rest of this pass together, so
+``renditions.make_renditions`` measures it on a spare thread while the encoders run (see
+there). This pass only has to be cheap next to encoding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from media_worker.errors import CORRUPT_AUDIO, TOO_LONG, FFmpegFailed, RejectedAudio
+from media_worker.ffmpeg import (
+    FIRST_FRAME_ONLY,
+    Progress,
+    ffmpeg_decimal,
+    input_args,
+    log_level,
+    run_ffmpeg,
+)
+from media_worker.probe import AudioInfo, probe_audio
+from media_worker.waveform import ENVELOPE_SAMPLE_RATE, EnvelopeReader, Waveform
+
+MS_PER_SECOND = 1000
+# Decode a little past the limit, so a header that understates the length is still caught
+# without decoding an arbitrarily long stream.
+OVERRUN_SECONDS = 1.0
+# How far a decode may fall short of the declared length before the file counts as truncated:
+# lossless streams must match to within this; lossy ones also get LOSSY_SLACK_SAMPLES for
+# encoder delay, padding and a partial last frame.
+TRUNCATION_TOLERANCE_MS = 50
+LOSSY_SLACK_SAMPLES = 4096
+# ebur128 reports silence (everything gated out) at the absolute gate.
+ABSOLUTE_GATE_LUFS = -70.0
+MAX_STEREO_CHANNELS = 2
+# The envelope's resampler needs no audio-grade filter: a short one costs a third less.
+ENVELOPE_FILTER_SIZE = 8
+
+# Log contexts that belong to our side of the command (filters, outputs, encoders). An error
+# from anywhere else came from reading or decoding the master.
+_OUR_CONTEXTS = re.compile(r"^\[(Parsed_|fc#|af#|out#|aost#|enc:)")
+_INTEGRATED = re.compile(r"\bI:\s+(-?\d+(?:\.\d+)?|-inf) LUFS")
+_SAMPLE_PEAK = re.compile(r"\bPeak:\s+(-?\d+(?:\.\d+)?|-inf) dBFS")
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """EBU R128 measurements of a master (after the stereo downmix renditions get)."""
+
+    integrated_lufs: float | None  # None when everything is below the absolute gate
+    sample_peak_dbfs: float | None  # None for digital silence
+
+
+@dataclass(frozen=True)
+class MasterAnalysis:
+    info: AudioInfo
+    duration_ms: int  # as decoded
+    loudness: Loudness
+    waveform: Waveform
+
+
+def downmix_filter(channels: int) -> str:
+    """The filter (with its trailing comma) that folds more than two channels to stereo.
+
+    Renditions are at most stereo, so loudness is measured on the same downmix.
+    """
+    return "aformat=channel_layouts=stereo," if channels > MAX_STEREO_CHANNELS else ""
+
+
+def analyse_master(
+    path: Path | str,
+    *,
+    ffmpeg: str,
+    max_seconds: float,
+    waveform_buckets: int,
+    timeout: float,
+    progress: Progress | None = None,
+) -> MasterAnalysis:
+    """Validate ``path`` completely and measure it in one decode.
+
+    Raises RejectedAudio (any code of ``probe_audio``; ``corrupt_audio`` for decode errors or
+    truncation; ``too_long`` when the decode outlasts ``max_seconds``), FFmpegTimeout when the
+    pass takes longer than ``timeout`` seconds, FFmpegFailed when ffmpeg fails for a reason
+    that is not the master's fault.
+    """
+    info = probe_audio(path, ffmpeg=ffmpeg, max_seconds=max_seconds)
+    envelope = EnvelopeReader(
+        waveform_buckets, info.duration_ms * ENVELOPE_SAMPLE_RATE // MS_PER_SECOND
+    )
+    summary: list[str] = []
+
+    def on_log(line: str) -> None:
+        if log_level(line) in {"error", "fatal", "panic"} and not _OUR_CONTEXTS.match(line):
+            raise RejectedAudio(CORRUPT_AUDIO, f"The audio is damaged: {_message(line)}")
+        if _INTEGRATED.search(line) or _SAMPLE_PEAK.search(line):
+            summary.append(line)
+
+    channel_mix = "+".join(f"{1 / info.channels:.6f}*c{index}" for index in range(info.channels))
+    args = [
+        "-t",
+        ffmpeg_decimal(max_seconds + OVERRUN_SECONDS),
+        *input_args(path),
+        "-filter_complex",
+        f"[0:a:0]{downmix_filter(info.channels)}"
+        f"ebur128=framelog=quiet:peak=sample,{FIRST_FRAME_ONLY}[loudness]",
+        "-filter_complex",
+        "[0:a:0]aformat=sample_fmts=flt,asplit[x][y];[x][y]amultiply,"
+        f"pan=mono|c0={channel_mix},"
+        f"aresample={ENVELOPE_SAMPLE_RATE}:filter_size={ENVELOPE_FILTER_SIZE}[envelope]",
+        "-map", "[loudness]", "-f", "null", "-",
+        "-map", "[envelope]", "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    run = run_ffmpeg(
+        args,
+        ffmpeg=ffmpeg,
+        timeout=timeout,
+        duration_ms=info.duration_ms,
+        progress=progress,
+        on_stdout=envelope.feed,
+        on_log=on_log,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise FFmpegFailed("the analysis pass failed", run.tail_text())
+    decoded_ms = envelope.duration_ms
+    if decoded_ms > max_seconds * MS_PER_SECOND:
+        raise RejectedAudio(
+            TOO_LONG, f"The audio lasts more than the {max_seconds:.0f} s limit."
+        )
+    if info.exact_duration and decoded_ms < info.duration_ms - _tolerance_ms(info):
+        raise RejectedAudio(
+            CORRUPT_AUDIO,
+            f"The audio stops after {decoded_ms / MS_PER_SECOND:.1f} s of the"
+            f" {info.duration_ms / MS_PER_SECOND:.1f} s it declares; the file is truncated.",
+        )
+    return MasterAnalysis(
+        info=info,
+        duration_ms=decoded_ms,
+        loudness=_loudness(summary),
+        waveform=envelope.waveform(),
+    )
+
+
+def _tolerance_ms(info: AudioInfo) -> int:
+    if info.lossless:
+        return TRUNCATION_TOLERANCE_MS
+    slack_ms = LOSSY_SLACK_SAMPLES * MS_PER_SECOND // max(1, info.sample_rate)
+    return TRUNCATION_TOLERANCE_MS + slack_ms
+
+
+def _loudness(summary: list[str]) -> Loudness:
+    """Read ebur128's closing summary. Raises FFmpegFailed if it is missing."""
+    text = "\n".join(summary)
+    integrated = _INTEGRATED.search(text)
+    peak = _SAMPLE_PEAK.search(text)
+    if integrated is None or peak is None:
+        raise FFmpegFailed("ffmpeg's ebur128 filter printed no summary", text)
+    lufs = float(integrated.group(1))
+    peak_dbfs = float(peak.group(1))
+    return Loudness(
+        integrated_lufs=lufs if lufs > ABSOLUTE_GATE_LUFS else None,
+        sample_peak_dbfs=peak_dbfs if peak_dbfs != float("-inf") else None,
+    )
+
+
+def _message(line: str) -> str:
+    """A log line without its ``[context @ 0x...] [level]`` prefixes."""
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()

@@ -1,0 +1,258 @@
+"""Deciding whether a file is an acceptable audio master, by its content alone.
+
+Two independent readers must agree: ffmpeg (which will decode the file) names the container
+and the codec, and mutagen (which will read the tags) must parse the same container and
+give the declared duration. File names play no part: mutagen is handed a file object with
+no name, because it would otherwise score candidates by extension, and ffmpeg probes
+content. ``probe_audio`` only reads headers, so it is quick; the full decode that catches a
+truncated or damaged stream is ``analysis.analyse_master``.
+
+Accepted: WAV and AIFF holding PCM, FLAC, MP3, Ogg Vorbis, Ogg Opus, and MP4 (M4A) holding
+AAC or ALAC.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import mutagen
+from mutagen.aiff import AIFF
+from mutagen.flac import FLAC
+from mutagen.mp3 import MP3, BitrateMode, MPEGInfo
+from mutagen.mp4 import MP4
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+
+from media_worker.errors import (
+    CORRUPT_AUDIO,
+    EMPTY_FILE,
+    NOT_AUDIO,
+    TOO_LONG,
+    UNSUPPORTED_CODEC,
+    RejectedAudio,
+)
+from media_worker.ffmpeg import input_args, run_ffmpeg
+
+PROBE_TIMEOUT_SECONDS = 30.0
+MS_PER_SECOND = 1000
+
+PCM_CODECS = frozenset(
+    {
+        "pcm_u8",
+        "pcm_s8",
+        "pcm_s16le",
+        "pcm_s16be",
+        "pcm_s24le",
+        "pcm_s24be",
+        "pcm_s32le",
+        "pcm_s32be",
+        "pcm_f32le",
+        "pcm_f32be",
+        "pcm_f64le",
+        "pcm_f64be",
+    }
+)
+LOSSLESS_CODECS = PCM_CODECS | {"flac", "alac"}
+
+
+@dataclass(frozen=True)
+class _Family:
+    container: str
+    codecs: frozenset[str]
+    reader: type[mutagen.FileType]
+
+
+# ffmpeg demuxer name -> the accepted families it can hold.
+ACCEPTED: dict[str, tuple[_Family, ...]] = {
+    "wav": (_Family("wav", PCM_CODECS, WAVE),),
+    "aiff": (_Family("aiff", PCM_CODECS, AIFF),),
+    "flac": (_Family("flac", frozenset({"flac"}), FLAC),),
+    "mp3": (_Family("mp3", frozenset({"mp3"}), MP3),),
+    "ogg": (
+        _Family("ogg", frozenset({"vorbis"}), OggVorbis),
+        _Family("ogg", frozenset({"opus"}), OggOpus),
+    ),
+    "mov,mp4,m4a,3gp,3g2,mj2": (_Family("mp4", frozenset({"aac", "alac"}), MP4),),
+}
+_CONTAINER_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4", "asf": "ASF (WMA)"}
+ACCEPTED_READERS = tuple(family.reader for families in ACCEPTED.values() for family in families)
+
+_INPUT = re.compile(r"Input #0, (?P<format>.+?), from ")
+_DURATION = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)")
+_AUDIO = re.compile(
+    r"Stream #0:\d+\S*: Audio: (?P<codec>[\w-]+)[^,]*, (?P<rate>\d+) Hz, (?P<layout>[^,]+),"
+    r" (?P<format>[^,(]+)(?:\((?P<bits>\d+) bit\))?"
+)
+_CHANNELS = re.compile(r"(\d+) channels")
+_NAMED_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2}
+_SAMPLE_FORMAT_BITS = {"u8": 8, "s16": 16, "s32": 32, "flt": 32, "dbl": 64}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an accepted master is, as its headers declare it."""
+
+    container: str  # "wav", "aiff", "flac", "mp3", "ogg" or "mp4"
+    codec: str  # ffmpeg's codec name: "pcm_s24le", "flac", "mp3", "vorbis", "opus", "aac", "alac"
+    duration_ms: int
+    sample_rate: int
+    bit_depth: int | None  # None for lossy codecs
+    channels: int
+    # False when the length is an estimate (an MP3 without a Xing/Info/VBRI header, a FLAC
+    # whose STREAMINFO leaves the sample count out), so a decode may rightly differ from it.
+    exact_duration: bool = True
+
+    @property
+    def lossless(self) -> bool:
+        return self.codec in LOSSLESS_CODECS
+
+
+@dataclass(frozen=True)
+class _FFmpegView:
+    format: str | None
+    codec: str | None
+    sample_rate: int | None
+    channels: int | None
+    bits: int | None
+    duration_ms: int | None
+
+
+def open_nameless(path: Path | str) -> BinaryIO:
+    """Open ``path`` for reading as a file object whose ``name`` carries no extension.
+
+    mutagen scores formats partly by file name; a descriptor-backed file object is named by
+    its descriptor number, so only the content counts.
+    """
+    return open(os.open(path, os.O_RDONLY), "rb")
+
+
+def identify_with_mutagen(path: Path | str) -> mutagen.FileType | None:
+    """mutagen's guess from content alone, or None when it recognises nothing."""
+    try:
+        with open_nameless(path) as handle:
+            return mutagen.File(handle)
+    except (mutagen.MutagenError, OSError, ValueError, EOFError):
+        return None
+
+
+def probe_audio(path: Path | str, *, ffmpeg: str, max_seconds: float) -> AudioInfo:
+    """Check that ``path`` holds an accepted audio format no longer than ``max_seconds``.
+
+    Reads headers only; pair it with ``analysis.analyse_master`` to decode the whole stream.
+    Raises RejectedAudio with code ``empty_file``, ``not_audio``, ``corrupt_audio``,
+    ``unsupported_codec`` or ``too_long``; FFmpegTimeout if ffmpeg hangs on the headers.
+    """
+    if os.path.getsize(path) == 0:
+        raise RejectedAudio(EMPTY_FILE, "The file is empty.")
+    view = _ffmpeg_view(path, ffmpeg)
+    if view.format is None or view.codec is None:
+        raise _unreadable(path)
+    family = _family(view.format, view.codec)
+    if family is None:
+        container = _CONTAINER_NAMES.get(view.format, view.format.split(",")[0].upper())
+        raise RejectedAudio(
+            UNSUPPORTED_CODEC,
+            f"The {view.codec} codec in this {container} file is not accepted; upload WAV,"
+            " AIFF, FLAC, MP3, Ogg Vorbis, Opus or M4A (AAC or ALAC).",
+        )
+    try:
+        with open_nameless(path) as handle:
+            parsed = family.reader(handle)
+    except (mutagen.MutagenError, OSError, ValueError, EOFError) as exc:
+        raise RejectedAudio(
+            CORRUPT_AUDIO, f"The {family.container} headers are damaged: {exc}"
+        ) from None
+    info = _audio_info(family, view, parsed.info)
+    if info.duration_ms <= 0 or info.channels < 1 or info.sample_rate < 1:
+        raise RejectedAudio(CORRUPT_AUDIO, "The file declares no audio at all.")
+    if info.duration_ms > max_seconds * MS_PER_SECOND:
+        raise RejectedAudio(
+            TOO_LONG,
+            f"The audio lasts {info.duration_ms / MS_PER_SECOND:.0f} s; the limit is"
+            f" {max_seconds:.0f} s.",
+        )
+    return info
+
+
+def _unreadable(path: Path | str) -> RejectedAudio:
+    """The rejection for a file ffmpeg cannot open as audio, refined by mutagen's opinion."""
+    guess = identify_with_mutagen(path)
+    if guess is None:
+        return RejectedAudio(NOT_AUDIO, "This file is not audio.")
+    if isinstance(guess, ACCEPTED_READERS):
+        return RejectedAudio(
+            CORRUPT_AUDIO, f"This looks like {type(guess).__name__} audio but cannot be decoded."
+        )
+    return RejectedAudio(
+        UNSUPPORTED_CODEC, f"{type(guess).__name__} files are not accepted."
+    )
+
+
+def _family(ffmpeg_format: str, codec: str) -> _Family | None:
+    for family in ACCEPTED.get(ffmpeg_format, ()):
+        if codec in family.codecs:
+            return family
+    return None
+
+
+def _ffmpeg_view(path: Path | str, ffmpeg: str) -> _FFmpegView:
+    """Container, first audio stream and duration as ffmpeg reports them on opening."""
+    found: dict[str, Any] = {}
+
+    def on_log(line: str) -> None:
+        if "format" not in found and (match := _INPUT.search(line)):
+            found["format"] = match.group("format")
+        elif "duration" not in found and (match := _DURATION.search(line)):
+            hours, minutes, seconds = match.group("h", "m", "s")
+            total = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            found["duration"] = round(total * MS_PER_SECOND)
+        elif "audio" not in found and (match := _AUDIO.search(line)):
+            found["audio"] = match
+
+    # With no output named, ffmpeg opens the input, logs what it found and exits non-zero.
+    run_ffmpeg(
+        input_args(path), ffmpeg=ffmpeg, timeout=PROBE_TIMEOUT_SECONDS, on_log=on_log, check=False
+    )
+    audio = found.get("audio")
+    if audio is None:
+        return _FFmpegView(found.get("format"), None, None, None, None, None)
+    layout = audio.group("layout").strip()
+    channels_match = _CHANNELS.fullmatch(layout)
+    channels = (
+        int(channels_match.group(1)) if channels_match else _NAMED_LAYOUT_CHANNELS.get(layout)
+    )
+    bits = audio.group("bits")
+    return _FFmpegView(
+        format=found.get("format"),
+        codec=audio.group("codec"),
+        sample_rate=int(audio.group("rate")),
+        channels=channels,
+        bits=int(bits) if bits else _SAMPLE_FORMAT_BITS.get(audio.group("format").strip()),
+        duration_ms=found.get("duration"),
+    )
+
+
+def _audio_info(family: _Family, view: _FFmpegView, stream: Any) -> AudioInfo:
+    assert view.codec is not None
+    length = getattr(stream, "length", 0) or 0
+    duration_ms = round(length * MS_PER_SECOND) if length > 0 else (view.duration_ms or 0)
+    estimated_mp3 = isinstance(stream, MPEGInfo) and stream.bitrate_mode == BitrateMode.UNKNOWN
+    sample_rate = view.sample_rate or getattr(stream, "sample_rate", 0) or 0
+    channels = getattr(stream, "channels", 0) or view.channels or 0
+    bit_depth = None
+    if view.codec in LOSSLESS_CODECS:
+        bit_depth = getattr(stream, "bits_per_sample", 0) or view.bits
+    return AudioInfo(
+        container=family.container,
+        codec=view.codec,
+        duration_ms=duration_ms,
+        sample_rate=sample_rate,
+        bit_depth=bit_depth,
+        channels=channels,
+        exact_duration=length > 0 and not estimated_mp3,
+    )

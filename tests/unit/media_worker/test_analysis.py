@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from media_worker.analysis import analyse_master
+from media_worker.errors import RejectedAudio
+from tests import audio_fixtures
+from tests.audio_fixtures import FORMATS
+
+LIMIT_SECONDS = 600
+BUCKETS = 1500
+DURATION_TOLERANCE_MS = 50
+# ebur128 prints one decimal; both sides round.
+LOUDNESS_TOLERANCE_LU = 0.15
+SILENCE_CEILING = 0.01
+TONE_FLOOR = 0.3
+
+
+def analyse(path: Path, ffmpeg: str, **overrides):
+    options = {"max_seconds": LIMIT_SECONDS, "waveform_buckets": BUCKETS, "timeout": 60}
+    options.update(overrides)
+    return analyse_master(path, ffmpeg=ffmpeg, **options)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_decodes_to_its_length_and_loudness(
+    fmt: str, formats: dict[str, Path], ffmpeg: str
+) -> None:
+    analysis = analyse(formats[fmt], ffmpeg)
+    loudness, sample_peak = audio_fixtures.measure_loudness(formats[fmt])
+    expected_ms = audio_fixtures.DEFAULT_SECONDS * 1000
+    assert analysis.duration_ms == pytest.approx(expected_ms, abs=DURATION_TOLERANCE_MS)
+    assert analysis.loudness.integrated_lufs == pytest.approx(loudness, abs=LOUDNESS_TOLERANCE_LU)
+    assert analysis.loudness.sample_peak_dbfs is not None
+    assert analysis.loudness.sample_peak_dbfs <= sample_peak + LOUDNESS_TOLERANCE_LU
+
+
+@pytest.mark.parametrize("make", [audio_fixtures.truncated_flac, audio_fixtures.truncated_wav])
+def test_truncated_masters_are_corrupt(make, tmp_path: Path, ffmpeg: str) -> None:
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(make(tmp_path), ffmpeg)
+    assert caught.value.code == "corrupt_audio"
+
+
+def test_a_flac_with_headers_and_no_frames_is_corrupt(
+    tmp_path: Path, formats: dict[str, Path], ffmpeg: str
+) -> None:
+    whole = formats["flac"].read_bytes()
+    headers_only = tmp_path / "headers-only.flac"
+    headers_only.write_bytes(whole[: whole.index(b"\xff\xf8")])  # the first frame's sync code
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(headers_only, ffmpeg)
+    assert caught.value.code == "corrupt_audio"
+
+
+def test_probe_rejections_come_through(tmp_path: Path, ffmpeg: str) -> None:
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(audio_fixtures.zip_named_wav(tmp_path), ffmpeg)
+    assert caught.value.code == "not_audio"
+
+
+def test_the_waveform_follows_the_signal(tmp_path: Path, ffmpeg: str) -> None:
+    waveform = analyse(audio_fixtures.silence_then_tone(tmp_path, seconds=4.0), ffmpeg).waveform
+    first_half = waveform.peaks[: int(BUCKETS * 0.48)]
+    second_half = waveform.peaks[int(BUCKETS * 0.52) :]
+    assert waveform.buckets == BUCKETS
+    assert max(first_half) <= SILENCE_CEILING
+    assert min(second_half) >= TONE_FLOOR
+    assert max(second_half) <= 0.5  # the tone's amplitude
+
+
+def test_the_waveform_document_has_the_players_shape(tmp_path: Path, ffmpeg: str) -> None:
+    path = audio_fixtures.silence_then_tone(tmp_path, seconds=2.0)
+    waveform = analyse(path, ffmpeg, waveform_buckets=200).waveform
+    document = json.loads(json.dumps(waveform.as_json()))
+    assert set(document) == {"version", "buckets", "duration_ms", "peaks"}
+    assert document["version"] == 1
+    assert document["buckets"] == len(document["peaks"]) == 200
+    assert document["duration_ms"] == pytest.approx(2000, abs=DURATION_TOLERANCE_MS)
+    assert all(0 <= peak <= 1 and round(peak, 3) == peak for peak in document["peaks"])
+
+
+def test_a_clip_shorter_than_its_buckets_still_fills_them(tmp_path: Path, ffmpeg: str) -> None:
+    path = audio_fixtures.synthesise(tmp_path, "blip", "wav16", seconds=0.2)
+    waveform = analyse(path, ffmpeg).waveform
+    assert waveform.buckets == BUCKETS
+    assert min(waveform.peaks[10:-10]) >= TONE_FLOOR
+
+
+def test_silence_has_no_loudness_and_no_peak(tmp_path: Path, ffmpeg: str) -> None:
+    path = audio_fixtures.synthesise(tmp_path, "silence", "flac", expression="0")
+    analysis = analyse(path, ffmpeg)
+    assert analysis.loudness.integrated_lufs is None
+    assert analysis.loudness.sample_peak_dbfs is None
+    assert max(analysis.waveform.peaks) == 0
+
+
+def test_progress_rises_to_one(quiet_music: Path, ffmpeg: str) -> None:
+    fractions: list[float] = []
+    analyse(quiet_music, ffmpeg, progress=fractions.append)
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
