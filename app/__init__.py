@@ -49,6 +49,10 @@ def _sqlalchemy_url(url: str) -> str:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    # pysqlite keeps its own deferred BEGIN (at the first write), so reads hold no snapshot
+    # and a background job writing progress cannot make a request's later write fail. The
+    # price: on SQLite, releasing a savepoint opened before any write commits; nothing here
+    # relies on savepoints.
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -73,9 +77,11 @@ def register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api import bp as api_bp
     from app.catalog.views import bp as catalog_bp
+    from app.plays.views import bp as plays_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(plays_bp)
     app.register_blueprint(api_bp)
 
 
@@ -92,6 +98,8 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from app.api import API_PREFIX
     from app.catalog.presenters import register_filters
 
     register_filters(app)
+    app.add_template_global(API_PREFIX, "API_PREFIX")

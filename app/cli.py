@@ -40,11 +40,19 @@ def serve_command(host: str, port: int, debug: bool) -> None:
 def register_commands(app: Flask) -> None:
     from app.accounts.commands import users_cli
     from app.catalog.commands import artists_cli, demo_cli
+    from app.ingest.commands import ingest_command, uploads_cli
+    from app.vault.commands import keys_cli, vault_cli
+    from media_worker.worker import worker_command
 
     app.cli.add_command(serve_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(artists_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(ingest_command)
+    app.cli.add_command(uploads_cli)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(vault_cli)
+    app.cli.add_command(keys_cli)
 
 
 def main() -> None:

@@ -69,9 +69,11 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     # Ingest and media work.
     "MAX_UPLOAD_BYTES": (4 * 1024**3, int),
     "UPLOAD_CHUNK_BYTES": (8 * 1024 * 1024, int),
+    "UPLOAD_SPOOL_PATH": ("", str),
     "ARTIST_STORAGE_QUOTA_BYTES": (50 * 1024**3, int),
     "MAX_AUDIO_SECONDS": (4 * 3600, int),
     "UPLOAD_EXPIRY_HOURS": (72, int),
+    "JOB_QUEUE_NAME": ("megabox", str),
     "JOB_TIMEOUT_SECONDS": (3600, int),
     "JOB_MAX_RETRIES": (3, int),
     "JOB_RETRY_BACKOFF_SECONDS": (5.0, float),
@@ -80,6 +82,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "LOUDNESS_TARGET_LUFS": (-14.0, float),
     "TRUE_PEAK_LIMIT_DBTP": (-1.0, float),
     "WAVEFORM_BUCKETS": (1500, int),
+    "DEFAULT_TRACK_PRICE_MINOR": (100, int),
+    "PROGRESS_INTERVAL_SECONDS": (0.5, float),
 }
 
 # Settings that must be given explicitly when MEGABOX_ENV=production.

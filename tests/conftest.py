@@ -98,6 +98,9 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Any]:
 
     yield factory
     for built in made:
+        queue = built.extensions.get("jobs")
+        if queue is not None:  # no job thread may write while the tables are emptied
+            queue.shutdown()
         with built.app_context():
             _empty_tables()
             db.engine.dispose()

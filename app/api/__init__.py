@@ -19,7 +19,8 @@ from app.api.spec import build_spec, operation
 from app.errors import DomainError
 from app.extensions import csrf, db, login
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+API_PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
 csrf.exempt(bp)
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -100,8 +101,9 @@ def docs() -> str:
 def register_area_apis() -> None:
     from app.accounts.api import bp as accounts_api
     from app.catalog.api import bp as catalog_api
+    from app.ingest.api import bp as ingest_api
 
-    for area_api in (accounts_api, catalog_api):
+    for area_api in (accounts_api, catalog_api, ingest_api):
         csrf.exempt(area_api)  # nested blueprints are exempted one by one
         bp.register_blueprint(area_api)
 

@@ -42,6 +42,9 @@ class Operation:
     status: int = 200
     auth: bool = False
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A raw (non-JSON) request body of this media type, e.g. an upload chunk.
+    raw_body: str | None = None
 
 
 def operation(summary: str, tag: str, **kwargs: Any) -> Callable[[Callable], Callable]:
@@ -87,6 +90,7 @@ def _describe(rule: str, method: str, op: Operation) -> dict[str, Any]:
         for m in _CONVERTER.finditer(rule)
     ]
     params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in op.query.items()]
+    params += [{"name": n, "in": "header", "required": True, "schema": s} for n, s in op.headers.items()]
     operation_id = method.lower() + _CONVERTER.sub(r"by_\g<name>", rule).replace("/", "_")
     described: dict[str, Any] = {
         "summary": op.summary,
@@ -108,6 +112,11 @@ def _describe(rule: str, method: str, op: Operation) -> dict[str, Any]:
         described["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": op.body}},
+        }
+    if op.raw_body is not None:
+        described["requestBody"] = {
+            "required": True,
+            "content": {op.raw_body: {"schema": {"type": "string", "format": "binary"}}},
         }
     return described
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
@@ -47,9 +48,12 @@ def create_artist(slug: str, name: str, email: str | None) -> None:
 
 
 @demo_cli.command("seed")
-def seed() -> None:
+@click.option("--no-audio", is_flag=True, help="Skip synthesising and processing the audio.")
+def seed(no_audio: bool) -> None:
     """Create the demo users and catalogue (running it again changes nothing)."""
-    created = seed_demo_catalogue(db.session)
+    if not no_audio:
+        click.echo("Seeding the demo catalogue; synthesising and processing its audio …")
+    created = seed_demo_catalogue(db.session, current_app.config, audio=not no_audio, report=click.echo)
     db.session.commit()
     click.echo("Seeded the demo catalogue." if created else "The demo catalogue is already there.")
     for role, (email, password) in DEMO_LOGINS.items():

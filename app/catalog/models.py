@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -15,6 +15,7 @@ from app.timestamps import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from app.accounts.models import User
+    from app.ingest.models import TrackMedia
 
 
 class ReleaseType(enum.StrEnum):
@@ -82,6 +83,8 @@ class Release(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     published: Mapped[bool] = mapped_column(default=False, index=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Fields the artist typed a value into; tags read from uploads never overwrite them.
+    locked_fields: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -116,10 +119,14 @@ class Track(db.Model):
     status: Mapped[TrackStatus] = mapped_column(
         _enum(TrackStatus, "track_status"), default=TrackStatus.DRAFT
     )
+    locked_fields: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     release: Mapped[Release] = relationship(back_populates="tracks")
+    media: Mapped[TrackMedia | None] = relationship(
+        back_populates="track", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def price(self) -> Money:

@@ -18,6 +18,7 @@ from app.catalog.errors import (
     TrackNotFound,
 )
 from app.catalog.models import Artist, PricingMode, Release, ReleaseType, Track
+from app.ingest import media
 from app.ledger.money import CURRENCY_EXPONENTS
 from app.timestamps import utcnow
 
@@ -83,8 +84,11 @@ def update_artist(user: User, artist: Artist, data: Mapping[str, Any]) -> Artist
 
 
 def delete_artist(session: Session, user: User, artist: Artist) -> None:
+    """Delete an artist with its releases, crypto-shredding their stored media."""
     require_owner(user, artist)
+    doomed = media.object_ids(session, releases=artist.releases)
     session.delete(artist)
+    media.shred(session, doomed)
 
 
 def list_artists(session: Session, limit: int, offset: int = 0) -> list[Artist]:
@@ -173,14 +177,18 @@ def _apply_release(release: Release, data: Mapping[str, Any]) -> None:
     was_published = bool(release.published)
     for key, value in merged.items():
         setattr(release, key, value)
+    _lock_typed(release, data)
     _normalise_free(release)
     if release.published and not was_published:
         release.published_at = utcnow()
 
 
 def delete_release(session: Session, user: User, release: Release) -> None:
+    """Delete a release and its tracks, crypto-shredding their stored media."""
     require_owner(user, release.artist)
+    doomed = media.object_ids(session, releases=[release])
     session.delete(release)
+    media.shred(session, doomed)
 
 
 def new_releases(session: Session, limit: int) -> list[Release]:
@@ -249,6 +257,7 @@ def add_track(session: Session, user: User, release: Release, data: Mapping[str,
     fields.setdefault("position", max((t.position for t in release.tracks), default=0) + 1)
     _check_track_price(fields.get("price_minor", 0))
     track = Track(**fields)
+    _lock_typed(track, data)
     release.tracks.append(track)
     session.add(track)
     return track
@@ -260,7 +269,14 @@ def update_track(user: User, track: Track, data: Mapping[str, Any]) -> Track:
         if key in data:
             setattr(track, key, data[key])
     _check_track_price(track.price_minor)
+    _lock_typed(track, data)
     return track
+
+
+def _lock_typed(item: Release | Track, data: Mapping[str, Any]) -> None:
+    """Remember which fields the artist gave a value, so tags never overwrite them."""
+    typed = {key for key, value in data.items() if value not in (None, "")}
+    item.locked_fields = sorted(set(item.locked_fields or ()) | typed)
 
 
 def _check_track_price(price_minor: int) -> None:
@@ -269,5 +285,8 @@ def _check_track_price(price_minor: int) -> None:
 
 
 def delete_track(session: Session, user: User, track: Track) -> None:
+    """Delete a track, crypto-shredding its stored media."""
     require_owner(user, track.release.artist)
+    doomed = media.object_ids(session, tracks=[track])
     session.delete(track)
+    media.shred(session, doomed)

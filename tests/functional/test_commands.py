@@ -42,10 +42,24 @@ def test_artists_create_reports_bad_input_without_a_traceback(runner):
 
 
 def test_demo_seed_is_idempotent(runner, session):
-    first = runner.invoke(args=["demo", "seed"])
+    first = runner.invoke(args=["demo", "seed", "--no-audio"])
     assert first.exit_code == 0 and "artist@demo.megabox.test" in first.output
     count = session.scalar(select(func.count(Release.id)))
     assert count >= 3
-    second = runner.invoke(args=["demo", "seed"])
+    second = runner.invoke(args=["demo", "seed", "--no-audio"])
     assert second.exit_code == 0 and "already there" in second.output
     assert session.scalar(select(func.count(Release.id))) == count
+
+
+def test_demo_seed_makes_playable_tracks(runner, session, client, monkeypatch):
+    from app.catalog import demo
+    from app.catalog.models import Track, TrackStatus
+
+    monkeypatch.setattr(demo, "DEMO_TRACK_SECONDS", 3)
+    result = runner.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    tracks = session.scalars(select(Track)).all()
+    assert len(tracks) == 9 and all(t.status is TrackStatus.READY and t.media for t in tracks)
+    assert {t.title for t in tracks} >= {"Cold Open", "Free Tea"}
+    stream = client.get(f"/tracks/{tracks[0].id}/stream.opus", headers={"Range": "bytes=0-3"})
+    assert stream.status_code == 206 and stream.data == b"OggS"
