@@ -11,6 +11,7 @@ import hmac
 import os
 import struct
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -222,22 +223,32 @@ class ObjectCipher:
         yield self.raw_header
         remaining = self.header.plaintext_length
         index = 0
-        while index < self.segment_count:
-            want = min(len(plain), remaining)
-            batch = plain[:want]
-            if _fill(source, batch) < want:
-                raise SizeMismatch("The input ended before its declared size.")
-            hasher.update(batch)
-            remaining -= want
-            sealed = []
-            for start in range(0, max(want, 1), size):
-                sealed.append(
-                    self._aead.encrypt(
-                        self._nonce(index), batch[start : start + size], self.raw_header
-                    )
-                )
-                index += 1
-            yield b"".join(sealed)
+        # Hashing runs on a second thread while this one encrypts the same (read-only) batch
+        # and the caller stores it: both release the GIL, so a put costs about the slower of
+        # the two rather than their sum. The buffer is refilled only once the hash is done.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-hash") as hashing:
+            hashed: Future[None] | None = None
+            while index < self.segment_count:
+                want = min(len(plain), remaining)
+                batch = plain[:want]
+                if hashed is not None:
+                    hashed.result()
+                if _fill(source, batch) < want:
+                    raise SizeMismatch("The input ended before its declared size.")
+                hashed = hashing.submit(hasher.update, batch)
+                remaining -= want
+                sealed = bytearray(self._ciphertext_length(index, index + max(want - 1, 0) // size))
+                out = memoryview(sealed)
+                position = 0
+                for start in range(0, max(want, 1), size):
+                    piece = batch[start : start + size]
+                    end = position + len(piece) + TAG_SIZE
+                    self._aead.encrypt_into(self._nonce(index), piece, self.raw_header, out[position:end])
+                    position = end
+                    index += 1
+                yield sealed
+            if hashed is not None:
+                hashed.result()
         if _fill(source, memoryview(bytearray(1))):
             raise SizeMismatch("The input holds more bytes than its declared size.")
 

@@ -82,6 +82,7 @@ def test_tags_fill_what_the_artist_left_empty_and_never_what_they_typed(studio, 
         (lambda d: audio.zip_named_wav(d), "not_audio"),
         (lambda d: audio.truncated_flac(d), "corrupt_audio"),
         (lambda d: audio.text_named_mp3(d), "not_audio"),
+        (lambda d: next(iter(audio.unsupported_codecs(d).values())), "unsupported_codec"),
     ],
 )
 def test_every_malformed_file_gets_its_code_and_leaves_nothing_behind(studio, app, tmp_path, make, code):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ BUCKETS = 1500
 DURATION_TOLERANCE_MS = 50
 # ebur128 prints one decimal; both sides round.
 LOUDNESS_TOLERANCE_LU = 0.15
+# Our meter and ebur128's use different interpolators and both print one decimal.
+TRUE_PEAK_TOLERANCE_DB = 0.15
 SILENCE_CEILING = 0.01
 TONE_FLOOR = 0.3
 
@@ -30,12 +33,24 @@ def test_every_format_decodes_to_its_length_and_loudness(
     fmt: str, formats: dict[str, Path], ffmpeg: str
 ) -> None:
     analysis = analyse(formats[fmt], ffmpeg)
-    loudness, sample_peak = audio_fixtures.measure_loudness(formats[fmt])
+    loudness, true_peak = audio_fixtures.measure_loudness(formats[fmt])
     expected_ms = audio_fixtures.DEFAULT_SECONDS * 1000
     assert analysis.duration_ms == pytest.approx(expected_ms, abs=DURATION_TOLERANCE_MS)
     assert analysis.loudness.integrated_lufs == pytest.approx(loudness, abs=LOUDNESS_TOLERANCE_LU)
-    assert analysis.loudness.sample_peak_dbfs is not None
-    assert analysis.loudness.sample_peak_dbfs <= sample_peak + LOUDNESS_TOLERANCE_LU
+    assert analysis.loudness.true_peak_dbtp == pytest.approx(true_peak, abs=TRUE_PEAK_TOLERANCE_DB)
+
+
+def test_the_true_peak_is_found_between_samples(tmp_path: Path, ffmpeg: str) -> None:
+    # A quarter-rate sine at 45°: every sample sits 3 dB under the waveform's crests. A Hann
+    # window over the 3 s keeps the spectrum narrow, so nothing rings past the crest.
+    crest = 0.5
+    expression = f"{crest}*sin(2*PI*11025*t+PI/4)*pow(sin(PI*t/3)\\,2)"
+    path = audio_fixtures.synthesise(
+        tmp_path, "quarter-rate", "wav24", expression=expression, sample_rate=44100
+    )
+    true_peak = analyse(path, ffmpeg).loudness.true_peak_dbtp
+    assert true_peak == pytest.approx(20 * math.log10(crest), abs=TRUE_PEAK_TOLERANCE_DB)
+    assert true_peak == pytest.approx(audio_fixtures.measure_loudness(path)[1], abs=0.2)
 
 
 @pytest.mark.parametrize("make", [audio_fixtures.truncated_flac, audio_fixtures.truncated_wav])
@@ -94,7 +109,7 @@ def test_silence_has_no_loudness_and_no_peak(tmp_path: Path, ffmpeg: str) -> Non
     path = audio_fixtures.synthesise(tmp_path, "silence", "flac", expression="0")
     analysis = analyse(path, ffmpeg)
     assert analysis.loudness.integrated_lufs is None
-    assert analysis.loudness.sample_peak_dbfs is None
+    assert analysis.loudness.true_peak_dbtp is None
     assert max(analysis.waveform.peaks) == 0
 
 
