@@ -7,8 +7,9 @@ validate and analyse, tags, both loudness-normalised renditions, waveform, encry
 and renditions into the vault, creating the track), timed against one ffmpeg command that
 makes the same Opus 128k and MP3 192k files with no filters, in the same run.
 
-Memory: a ``--memory-minutes`` master is ingested in a child process whose peak RSS is read
-from the kernel afterwards (ffmpeg's own peak is reported apart).
+Memory: a ``--memory-minutes`` master is ingested in a child process (a worker: the app and
+its imports loaded, migrations run beforehand by another process) whose peak RSS is read from
+the kernel, before the ingest and after it.
 
 Prints ``name = value`` lines. Not a test: it does not run in CI.
 """
@@ -54,10 +55,19 @@ def baseline(master: Path, out: Path, ffmpeg: str) -> float:
     return time.perf_counter() - started
 
 
-def ingest(master: Path, instance: Path) -> dict[str, float]:
-    """Run the real pipeline on ``master`` in a fresh embedded instance; returns timings."""
-    from flask_migrate import upgrade
+def prepare_instance(instance: Path) -> None:
+    """Build the schema in a process of its own, as an operator's ``megabox db upgrade`` does:
+    the worker being measured never runs migrations."""
+    subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "db", "upgrade"],
+        check=True, capture_output=True, cwd=ROOT,
+        env={"MEGABOX_INSTANCE_PATH": str(instance), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
 
+
+def ingest(master: Path, instance: Path) -> dict[str, float]:
+    """Run the real pipeline on ``master`` in a prepared embedded instance; returns timings
+    and the process's peak RSS (KiB) before the ingest started."""
     from app import create_app
     from app.catalog import service as catalog
     from app.extensions import db
@@ -68,12 +78,12 @@ def ingest(master: Path, instance: Path) -> dict[str, float]:
 
     app = create_app({"INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
     with app.app_context():
-        upgrade()
         artist = ArtistFactory()
         release = catalog.create_release(
             db.session, artist.owner, artist, {"title": "Bench", "currency": "USD", "price_minor": 700}
         )
         db.session.commit()
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         upload = ingest_service.spool_local_file(db.session, app.config, artist.owner, release, master)
         db.session.commit()
@@ -84,15 +94,14 @@ def ingest(master: Path, instance: Path) -> dict[str, float]:
         state = db.session.get(Upload, upload.id)
         if state.status is not UploadStatus.READY:
             raise SystemExit(f"ingest failed: {state.error_code}: {state.error_message}")
-    return {"spool": spooled - started, "process": done - spooled}
+    return {"spool": spooled - started, "process": done - spooled, "rss_before_kib": rss_before}
 
 
 def child_memory(master: str, instance: str) -> None:
-    """Run in a child: ingest, then print this process's and ffmpeg's peak RSS in KiB."""
-    ingest(Path(master), Path(instance))
+    """Run in a child: ingest, then print this process's peak RSS before and after, in KiB."""
+    result = ingest(Path(master), Path(instance))
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"{own} {children}")
+    print(f"{result['rss_before_kib']} {own}")
 
 
 def main() -> None:
@@ -115,6 +124,7 @@ def main() -> None:
         print(f"master_minutes = {args.minutes:g}")
         print(f"master_bytes = {master.stat().st_size}")
         base = baseline(master, work, ffmpeg)
+        prepare_instance(work / "instance")
         ours = ingest(master, work / "instance")
         print(f"ffmpeg_cli_two_renditions_s = {base:.2f}")
         print(f"ingest_spool_s = {ours['spool']:.2f}")
@@ -126,14 +136,16 @@ def main() -> None:
         if args.memory_minutes > 0:
             long_master = work / "long.wav"
             make_master(long_master, args.memory_minutes, ffmpeg)
+            prepare_instance(work / "instance-long")
             result = subprocess.run(
                 [sys.executable, __file__, "--child-memory", str(long_master), str(work / "instance-long")],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
-            own_kib, ffmpeg_kib = (int(v) for v in result.stdout.split()[-2:])
+            before_kib, peak_kib = (int(v) for v in result.stdout.split()[-2:])
             print(f"memory_master_minutes = {args.memory_minutes:g}")
-            print(f"worker_peak_rss_mb = {own_kib / 1024:.1f}")
-            print(f"ffmpeg_peak_rss_mb = {ffmpeg_kib / 1024:.1f}")
+            print(f"worker_rss_before_ingest_mb = {before_kib / 1024:.1f}")
+            print(f"worker_peak_rss_mb = {peak_kib / 1024:.1f}")
+            print(f"worker_rss_growth_mb = {(peak_kib - before_kib) / 1024:.1f}")
 
 
 if __name__ == "__main__":

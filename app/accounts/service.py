@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -16,8 +17,16 @@ from app.timestamps import utcnow
 
 TOKEN_PREFIX = "mbx_"
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("megabox-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so both failures take the same time.
+
+    Made on first use, not at import: argon2 takes 64 MiB while hashing, which every worker
+    process would otherwise carry as peak memory.
+    """
+    return _hasher.hash("megabox-timing-equaliser")
 
 
 def normalise_email(email: str) -> str:
@@ -48,7 +57,7 @@ def authenticate(session: Session, email: str, password: str) -> User:
     """Return the user whose credentials these are. Raises InvalidCredentials."""
     user = find_user_by_email(session, email)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:

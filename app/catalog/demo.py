@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.catalog import service
-from app.catalog.models import PricingMode, Release, ReleaseType
+from app.catalog.models import PricingMode, ReleaseType
 from app.ingest import service as ingest
 from media_worker.ffmpeg import ffmpeg_path
 

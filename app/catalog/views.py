@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
 from app.catalog import service
-from app.catalog.schemas import ArtistForm, ReleaseForm, TrackForm, load_track_form
+from app.catalog.schemas import ArtistForm, ReleaseForm, load_track_form
 from app.errors import DomainError
 from app.extensions import db
 from app.ledger.money import CURRENCY_EXPONENTS

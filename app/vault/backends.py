@@ -11,14 +11,10 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
-
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
 
 from app.vault.errors import ObjectNotFound, StorageUnavailable
 from config import ConfigurationError
@@ -28,7 +24,6 @@ LOCAL_DIRNAME = "vault"
 S3_MIN_PART_BYTES = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
-_S3_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 class ObjectReader(Protocol):
@@ -159,150 +154,6 @@ class LocalBackend:
             self._path(key).unlink(missing_ok=True)
 
 
-class _S3Reader:
-    def __init__(self, body: Any, object_size: int, key: str) -> None:
-        self._body = body
-        self.object_size = object_size
-        self._key = key
-
-    def read(self, size: int, /) -> bytes:
-        if self._body is None:
-            return b""
-        with _s3_errors(self._key):
-            data: bytes = self._body.read(size)
-        return data
-
-    def close(self) -> None:
-        if self._body is not None:
-            self._body.close()
-
-
-class S3Backend:
-    """Objects in an S3 bucket under ``prefix``; large ones go up as multipart uploads."""
-
-    def __init__(
-        self,
-        client: Any,
-        bucket: str,
-        prefix: str,
-        multipart_threshold: int,
-        part_size: int,
-    ) -> None:
-        if part_size < S3_MIN_PART_BYTES:
-            raise ConfigurationError(
-                f"MEGABOX_S3_MULTIPART_CHUNK_BYTES must be at least {S3_MIN_PART_BYTES}"
-            )
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.multipart_threshold = multipart_threshold
-        self.part_size = part_size
-
-    def _name(self, key: str) -> str:
-        check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def write(self, key: str, chunks: Iterable[bytes], size: int) -> None:
-        name = self._name(key)
-        if size < self.multipart_threshold:
-            body = bytearray()
-            for chunk in chunks:
-                body += chunk
-            with _s3_errors(key):
-                self.client.put_object(Bucket=self.bucket, Key=name, Body=bytes(body))
-            return
-        self._write_multipart(name, key, chunks, max(self.part_size, -(-size // S3_MAX_PARTS)))
-
-    def _write_multipart(
-        self, name: str, key: str, chunks: Iterable[bytes], part_size: int
-    ) -> None:
-        with _s3_errors(key):
-            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=name)
-        upload_id = upload["UploadId"]
-        parts: list[dict[str, Any]] = []
-        try:
-            buffer = bytearray()
-            for chunk in chunks:
-                buffer += chunk
-                while len(buffer) >= part_size:
-                    self._upload_part(name, key, upload_id, parts, buffer[:part_size])
-                    del buffer[:part_size]
-            if buffer or not parts:
-                self._upload_part(name, key, upload_id, parts, buffer)
-            with _s3_errors(key):
-                self.client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=name,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
-        except BaseException:
-            # Should the abort fail too, the bucket's AbortIncompleteMultipartUpload lifecycle
-            # rule reclaims the parts.
-            with suppress(BotoCoreError, ClientError):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
-            raise
-
-    def _upload_part(
-        self, name: str, key: str, upload_id: str, parts: list[dict[str, Any]], data: bytearray
-    ) -> None:
-        number = len(parts) + 1
-        with _s3_errors(key):
-            response = self.client.upload_part(
-                Bucket=self.bucket,
-                Key=name,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=bytes(data),
-            )
-        parts.append({"ETag": response["ETag"], "PartNumber": number})
-
-    def open_range(self, key: str, offset: int = 0, length: int | None = None) -> ObjectReader:
-        name = self._name(key)
-        if length == 0:
-            return _S3Reader(None, self._size(name, key), key)
-        byte_range = f"bytes={offset}-" + ("" if length is None else str(offset + length - 1))
-        try:
-            with _s3_errors(key):
-                response = self.client.get_object(Bucket=self.bucket, Key=name, Range=byte_range)
-        except StorageUnavailable as exc:
-            if exc.details.get("provider_code") != "InvalidRange":
-                raise
-            return _S3Reader(None, self._size(name, key), key)
-        content_range = response.get("ContentRange")
-        if content_range:
-            object_size = int(content_range.rsplit("/", 1)[1])
-        else:
-            object_size = response["ContentLength"]
-        return _S3Reader(response["Body"], object_size, key)
-
-    def _size(self, name: str, key: str) -> int:
-        with _s3_errors(key):
-            size: int = self.client.head_object(Bucket=self.bucket, Key=name)["ContentLength"]
-        return size
-
-    def delete(self, key: str) -> None:
-        with _s3_errors(key):
-            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
-
-
-@contextmanager
-def _s3_errors(key: str) -> Iterator[None]:
-    """Translate botocore errors into ObjectNotFound or StorageUnavailable."""
-    try:
-        yield
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _S3_MISSING:
-            raise ObjectNotFound(f"No stored object has the key {key}.") from None
-        raise StorageUnavailable(
-            f"S3 refused the request for {key}: {code or 'unknown error'}.",
-            {"provider_code": code},
-        ) from None
-    except BotoCoreError as exc:
-        raise StorageUnavailable(f"S3 could not be reached: {exc}.") from None
-
-
 def backend_from_config(config: Mapping[str, Any]) -> Backend:
     """The backend that ``STORAGE_URL`` names.
 
@@ -316,21 +167,10 @@ def backend_from_config(config: Mapping[str, Any]) -> Backend:
     if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
         return LocalBackend(Path(unquote(parts.path)))
     if parts.scheme == "s3" and parts.netloc:
-        endpoint = config["S3_ENDPOINT_URL"] or None
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=config["S3_REGION"],
-            # Self-hosted S3 (MinIO, moto, Ceph) serves buckets by path, not by host name.
-            config=BotoConfig(s3={"addressing_style": "path" if endpoint else "auto"}),
-        )
-        return S3Backend(
-            client,
-            parts.netloc,
-            unquote(parts.path),
-            multipart_threshold=config["S3_MULTIPART_THRESHOLD_BYTES"],
-            part_size=config["S3_MULTIPART_CHUNK_BYTES"],
-        )
+        # boto3 is imported only here: it costs a process tens of MiB it would not use.
+        from app.vault.s3 import s3_backend
+
+        return s3_backend(config, parts.netloc, unquote(parts.path))
     raise ConfigurationError(
         "MEGABOX_STORAGE_URL must be empty, file:///absolute/path or s3://bucket/prefix"
     )

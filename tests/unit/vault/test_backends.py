@@ -12,14 +12,9 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from app.vault.backends import (
-    S3_MIN_PART_BYTES,
-    Backend,
-    LocalBackend,
-    S3Backend,
-    backend_from_config,
-)
+from app.vault.backends import S3_MIN_PART_BYTES, Backend, LocalBackend, backend_from_config
 from app.vault.errors import ObjectNotFound, StorageUnavailable
+from app.vault.s3 import S3Backend
 from config import ConfigurationError
 from tests.unit.vault.s3_server import REGION
 
