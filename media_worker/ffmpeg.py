@@ -64,7 +64,11 @@ def ffmpeg_path(configured: str = "") -> str:
 
 
 class ConcurrencyCap:
-    """At most ``limit`` holders at once; the limit can change while slots are held."""
+    """At most ``limit`` holders at once; the limit can change while slots are held.
+
+    Threads of one process share it; separate worker processes (RQ) each have their own, so
+    ``FFMPEG_CONCURRENCY`` is per worker process.
+    """
 
     def __init__(self, limit: int) -> None:
         self._condition = threading.Condition()
@@ -122,8 +126,6 @@ class FFmpegRun:
     returncode: int
     errors: tuple[str, ...]  # the first error-level log lines
     tail: tuple[str, ...]  # the last log lines
-    started: float  # time.monotonic() when the process started
-    finished: float  # time.monotonic() when it had exited
 
     def tail_text(self) -> str:
         return "\n".join(self.tail)
@@ -213,7 +215,7 @@ def run_ffmpeg(
         progress_read, progress_write = os.pipe()
         try:
             command = [ffmpeg, *COMMON_ARGS, "-progress", f"pipe:{progress_write}", *args]
-            started = time.monotonic()
+            deadline = time.monotonic() + timeout
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -230,7 +232,7 @@ def run_ffmpeg(
             _pump(
                 process,
                 progress_read,
-                deadline=started + timeout,
+                deadline=deadline,
                 on_stdout=on_stdout,
                 stderr_lines=_LineSplitter(log_line),
                 progress_lines=_LineSplitter(progress_reader.line),
@@ -248,8 +250,7 @@ def run_ffmpeg(
             for stream in (process.stdout, process.stderr):
                 if stream is not None:
                     stream.close()
-        finished = time.monotonic()
-    run = FFmpegRun(process.returncode, tuple(errors), tuple(tail), started, finished)
+    run = FFmpegRun(process.returncode, tuple(errors), tuple(tail))
     if check and run.returncode != 0:
         reason = errors[-1] if errors else f"exit status {run.returncode}"
         raise FFmpegFailed(f"ffmpeg failed: {reason}", run.tail_text())

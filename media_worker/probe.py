@@ -79,6 +79,9 @@ ACCEPTED: dict[str, tuple[_Family, ...]] = {
     ),
     "mov,mp4,m4a,3gp,3g2,mj2": (_Family("mp4", frozenset({"aac", "alac"}), MP4),),
 }
+ACCEPTED_FORMATS = (
+    "Accepted uploads are WAV, AIFF, FLAC, MP3, Ogg Vorbis, Opus and M4A (AAC or ALAC)."
+)
 _CONTAINER_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4", "asf": "ASF (WMA)"}
 ACCEPTED_READERS = tuple(family.reader for families in ACCEPTED.values() for family in families)
 
@@ -131,7 +134,7 @@ def open_nameless(path: Path | str) -> BinaryIO:
     return open(os.open(path, os.O_RDONLY), "rb")
 
 
-def identify_with_mutagen(path: Path | str) -> mutagen.FileType | None:
+def _identify_with_mutagen(path: Path | str) -> mutagen.FileType | None:
     """mutagen's guess from content alone, or None when it recognises nothing."""
     try:
         with open_nameless(path) as handle:
@@ -155,11 +158,8 @@ def probe_audio(path: Path | str, *, ffmpeg: str, max_seconds: float) -> AudioIn
     family = _family(view.format, view.codec)
     if family is None:
         container = _CONTAINER_NAMES.get(view.format, view.format.split(",")[0].upper())
-        raise RejectedAudio(
-            UNSUPPORTED_CODEC,
-            f"The {view.codec} codec in this {container} file is not accepted; upload WAV,"
-            " AIFF, FLAC, MP3, Ogg Vorbis, Opus or M4A (AAC or ALAC).",
-        )
+        message = f"This file holds {view.codec} audio (container: {container})."
+        raise RejectedAudio(UNSUPPORTED_CODEC, f"{message} {ACCEPTED_FORMATS}")
     try:
         with open_nameless(path) as handle:
             parsed = family.reader(handle)
@@ -181,16 +181,14 @@ def probe_audio(path: Path | str, *, ffmpeg: str, max_seconds: float) -> AudioIn
 
 def _unreadable(path: Path | str) -> RejectedAudio:
     """The rejection for a file ffmpeg cannot open as audio, refined by mutagen's opinion."""
-    guess = identify_with_mutagen(path)
-    if guess is None:
+    guess = _identify_with_mutagen(path)
+    # A bare tag block (an ID3 or APE tag before garbage) is no audio format at all.
+    if guess is None or not getattr(guess.info, "length", 0):
         return RejectedAudio(NOT_AUDIO, "This file is not audio.")
+    kind = type(guess).__name__
     if isinstance(guess, ACCEPTED_READERS):
-        return RejectedAudio(
-            CORRUPT_AUDIO, f"This looks like {type(guess).__name__} audio but cannot be decoded."
-        )
-    return RejectedAudio(
-        UNSUPPORTED_CODEC, f"{type(guess).__name__} files are not accepted."
-    )
+        return RejectedAudio(CORRUPT_AUDIO, f"This looks like {kind} audio but cannot be decoded.")
+    return RejectedAudio(UNSUPPORTED_CODEC, f"This file holds {kind} audio. {ACCEPTED_FORMATS}")
 
 
 def _family(ffmpeg_format: str, codec: str) -> _Family | None:

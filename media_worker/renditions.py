@@ -3,7 +3,7 @@
 One ffmpeg command decodes the master once and feeds one small filter graph per encoder
 (libopus, libmp3lame), each applying the normalisation gain with ``volume`` on its own thread.
 Two graphs rather than one graph split in two: with a shared graph thread the encoders wait on
-each other, which measured 15-25% slower than the plain two-output ffmpeg command.
+each other, which measured 10-30% slower than the plain two-output ffmpeg command.
 
 Loudness policy. The gain brings the integrated loudness to ``target_lufs`` (-14 LUFS) unless
 that would push the true peak above ``true_peak_limit_dbtp - CODEC_HEADROOM_DB``; then the

@@ -90,7 +90,7 @@ _RIFF_INFO = {
     b"IMUS": "composer",
 }
 _MP4_IMAGE_MIME = {MP4Cover.FORMAT_JPEG: "image/jpeg", MP4Cover.FORMAT_PNG: "image/png"}
-_RTNG_EXPLICIT = {1: True, 4: True, 2: False}
+_RTNG_EXPLICIT: dict[int | None, bool] = {1: True, 4: True, 2: False}  # iTunes rtng atom
 _ADVISORY = {"1": True, "4": True, "2": False}
 _TRUTHY = frozenset({"1", "true", "yes", "y", "explicit", "e"})
 _FALSY = frozenset({"0", "false", "no", "n", "clean", "c"})
@@ -150,8 +150,8 @@ class _Raw:
 
     text: dict[str, list[str]] = field(default_factory=dict)
     pictures: list[tuple[bytes, str, int]] = field(default_factory=list)  # data, mime, type
-    track: tuple[int, int] | None = None
-    disc: tuple[int, int] | None = None
+    track: tuple[int | None, int | None] | None = None  # MP4's (number, total) atoms
+    disc: tuple[int | None, int | None] | None = None
     bpm: int | None = None
     rating: int | None = None
 
@@ -284,7 +284,7 @@ def _build(raw: _Raw) -> Tags:
     date, year = _first_date(
         raw.first(key) for key in ("date", "releasedate", "year", "originaldate")
     )
-    explicit = _RTNG_EXPLICIT.get(raw.rating) if raw.rating is not None else None
+    explicit = _RTNG_EXPLICIT.get(raw.rating)
     if explicit is None:
         explicit = _advisory(raw.first("itunesadvisory"), raw.first("explicit"))
     return Tags(

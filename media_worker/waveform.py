@@ -62,8 +62,8 @@ class EnvelopeReader:
             raise ValueError(f"a waveform needs at least one bucket, not {buckets}")
         self._buckets = buckets
         self._block = max(1, expected_samples // (buckets * BLOCKS_PER_BUCKET))
-        self._maxima = array("f")
-        self._partial = array("f")
+        self._maxima: array[float] = array("f")
+        self._partial: array[float] = array("f")
         self._leftover = b""
         self.samples = 0
 
@@ -92,10 +92,12 @@ class EnvelopeReader:
         maxima = self._maxima + (array("f", [max(self._partial)]) if self._partial else array("f"))
         window_samples = MIN_PEAK_WINDOW_MS * ENVELOPE_SAMPLE_RATE / MS_PER_SECOND
         min_blocks = max(1, math.ceil(window_samples / self._block))
-        return Waveform(self.duration_ms, reduce_peaks(maxima, self._buckets, min_blocks))
+        return Waveform(self.duration_ms, _reduce_peaks(maxima, self._buckets, min_blocks))
 
 
-def reduce_peaks(power_maxima: array, buckets: int, min_blocks: int = 1) -> tuple[float, ...]:
+def _reduce_peaks(
+    power_maxima: array[float], buckets: int, min_blocks: int = 1
+) -> tuple[float, ...]:
     """Spread block maxima of power over ``buckets`` peaks (amplitudes, 0..1).
 
     Each bucket looks at its share of the blocks, widened about its centre to at least

@@ -115,8 +115,9 @@ def synthesise(
     spec = FORMATS[fmt]
     rate = sample_rate or spec.sample_rate
     path = directory / f"{name}{spec.suffix}"
-    every_channel = "|".join([expression] * channels)  # the same signal, at full level, in each
-    ffmpeg("-f", "lavfi", "-i", f"aevalsrc={every_channel}:s={rate}:d={seconds}", *spec.encode, str(path))
+    every_channel = "|".join([expression] * channels)  # full level in each, not an upmix
+    source = f"aevalsrc={every_channel}:s={rate}:d={seconds}"
+    ffmpeg("-f", "lavfi", "-i", source, *spec.encode, str(path))
     return path
 
 
