@@ -73,12 +73,16 @@ def ingest(master: Path, instance: Path) -> dict[str, float]:
     from app.extensions import db
     from app.ingest import service as ingest_service
     from app.ingest.models import Upload, UploadStatus
+    from app.accounts.models import User
+    from app.catalog.models import Artist
     from media_worker.pipeline import process_upload
-    from tests.factories import ArtistFactory
 
     app = create_app({"INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
     with app.app_context():
-        artist = ArtistFactory()
+        # Made directly: hashing a password (argon2 takes 64 MiB) is no part of a worker's job.
+        owner = User(email="bench@example.test", display_name="Bench", password_hash="!")
+        artist = Artist(owner=owner, slug="bench", name="Bench")
+        db.session.add(artist)
         release = catalog.create_release(
             db.session, artist.owner, artist, {"title": "Bench", "currency": "USD", "price_minor": 700}
         )

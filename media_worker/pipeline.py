@@ -2,12 +2,13 @@
 
 ``process_upload(upload_id)`` runs on the job queue (in-process threads, or RQ workers):
 
-1. hash the spooled master and refuse a duplicate of one of the artist's masters;
-2. one ffmpeg pass validates it by content and measures loudness and the waveform;
-3. tags and cover are read (they fill only what the artist has not typed);
-4. one ffmpeg command makes both loudness-normalised renditions;
-5. master, renditions and cover thumbnails go into the vault, and the track is created,
-   in one transaction.
+1. one ffmpeg pass validates the master by content and measures loudness and the waveform;
+2. tags and cover are read (they fill only what the artist has not typed);
+3. one ffmpeg command makes both loudness-normalised renditions while the master is
+   encrypted into the vault, which also gives its SHA-256: a duplicate of one of the
+   artist's masters is refused and rolled back;
+4. renditions and cover thumbnails go into the vault, and the track is created, in the same
+   transaction.
 
 Progress is written to the upload row on a connection of its own, so pollers see it while
 the job's transaction is open. The spooled plaintext is removed whatever the outcome: after
@@ -19,11 +20,11 @@ failure half-way leaves nothing behind. Running the job again after it finished 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from app.ingest.service import spool_path
 from app.plays.views import cover_path
 from app.vault import service as vault
 from app.vault.errors import StorageUnavailable
+from app.vault.models import VaultObject
 from media_worker.analysis import MasterAnalysis, analyse_master
 from media_worker.covers import thumbnails
 from media_worker.errors import FFmpegTimeout, RejectedAudio, RejectedImage
@@ -49,7 +51,6 @@ from media_worker.tags import Tags, read_tags
 
 logger = logging.getLogger(__name__)
 
-HASH_BLOCK_BYTES = 1024 * 1024
 COVER_SIZES = (1200, 600, 300)
 COVER_DISPLAY_SIZE = 600
 MASTER_CONTENT_TYPES = {
@@ -65,6 +66,8 @@ class ProgressReporter:
     """Writes an upload's stage and percentage on its own connection, at most so often."""
 
     def __init__(self, upload_id: str, interval: float) -> None:
+        # Kept here: the encoding thread reports progress outside the app context.
+        self.engine = db.engine
         self.upload_id = upload_id
         self.interval = interval
         self._last = (None, -1)
@@ -77,7 +80,7 @@ class ProgressReporter:
         if stage == self._last[0] and now - self._last_time < self.interval:
             return
         self._last, self._last_time = (stage, percent), now
-        with db.engine.begin() as connection:
+        with self.engine.begin() as connection:
             connection.execute(
                 update(Upload).where(Upload.id == self.upload_id).values(stage=stage, progress=percent)
             )
@@ -127,10 +130,6 @@ def process_upload(upload_id: str) -> None:
 
     reporter.report("analysing", ANALYSIS_SPAN[0])
     artist_id = upload.artist_id
-    sha256 = _sha256(spool)
-    if (existing := _duplicate_of(artist_id, sha256)) is not None:
-        _fail_upload(upload_id, "duplicate", f"This master is already uploaded as “{existing.title}”.")
-        return
     with tempfile.TemporaryDirectory(prefix="megabox-ingest-") as work:
         try:
             analysis = analyse_master(
@@ -141,24 +140,19 @@ def process_upload(upload_id: str) -> None:
                 timeout=config["JOB_TIMEOUT_SECONDS"],
                 progress=reporter.span("analysing", *ANALYSIS_SPAN),
             )
-            tags = read_tags(spool)
-            renditions = make_renditions(
-                spool,
-                analysis,
-                opus_path=Path(work) / "stream.opus",
-                mp3_path=Path(work) / "stream.mp3",
-                ffmpeg=ffmpeg,
-                timeout=config["JOB_TIMEOUT_SECONDS"],
-                target_lufs=config["LOUDNESS_TARGET_LUFS"],
-                true_peak_limit_dbtp=config["TRUE_PEAK_LIMIT_DBTP"],
-                progress=reporter.span("encoding", *ENCODE_SPAN),
-            )
         except RejectedAudio as rejected:
             _fail_upload(upload_id, rejected.code, rejected.message)
             return
-        reporter.report("storing", ENCODE_SPAN[1])
+        tags = read_tags(spool)
         try:
-            track = _store(upload, spool, sha256, analysis, tags, renditions, config)
+            master, renditions = _encode_while_storing(spool, analysis, Path(work), ffmpeg, config, reporter)
+            reporter.report("storing", ENCODE_SPAN[1])
+            sha256 = master.sha256
+            if (existing := _duplicate_of(artist_id, sha256)) is not None:
+                db.session.rollback()  # the vault deletes the master it has just stored
+                _fail_upload(upload_id, "duplicate", f"This master is already uploaded as “{existing.title}”.")
+                return
+            track = _store(upload, master, analysis, tags, renditions, config)
             upload.status = UploadStatus.READY
             upload.track = track
             upload.stage = "done"
@@ -176,25 +170,54 @@ def process_upload(upload_id: str) -> None:
     spool.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as source:
-        while block := source.read(HASH_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
+def _encode_while_storing(
+    spool: Path,
+    analysis: MasterAnalysis,
+    work: Path,
+    ffmpeg: str,
+    config: Mapping[str, Any],
+    reporter: ProgressReporter,
+) -> tuple[VaultObject, Renditions]:
+    """Encrypt the master into the vault on this thread while ffmpeg encodes the renditions.
+
+    ffmpeg runs in a process of its own and the vault's hashing and AES release the GIL, so
+    the two overlap; the session is only touched from this thread. Duplicates are found from
+    the SHA-256 the vault computes, so the master is read once. Raises what
+    ``make_renditions`` and ``vault.put_path`` raise.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="renditions") as pool:
+        encoding = pool.submit(
+            make_renditions,
+            spool,
+            analysis,
+            opus_path=work / "stream.opus",
+            mp3_path=work / "stream.mp3",
+            ffmpeg=ffmpeg,
+            timeout=config["JOB_TIMEOUT_SECONDS"],
+            target_lufs=config["LOUDNESS_TARGET_LUFS"],
+            true_peak_limit_dbtp=config["TRUE_PEAK_LIMIT_DBTP"],
+            progress=reporter.span("encoding", *ENCODE_SPAN),
+        )
+        content_type = MASTER_CONTENT_TYPES.get(analysis.info.container)
+        master = vault.put_path(db.session, spool, kind="master", content_type=content_type)
+        return master, encoding.result()
 
 
 def _duplicate_of(artist_id: int, sha256: str) -> Track | None:
-    media = db.session.scalar(
-        select(TrackMedia).where(TrackMedia.artist_id == artist_id, TrackMedia.master_sha256 == sha256)
-    )
+    # No autoflush: on SQLite a flush takes the write lock, and progress is still written on
+    # another connection until the job commits.
+    with db.session.no_autoflush:
+        media = db.session.scalar(
+            select(TrackMedia).where(
+                TrackMedia.artist_id == artist_id, TrackMedia.master_sha256 == sha256
+            )
+        )
     return None if media is None else media.track
 
 
 def _store(
     upload: Upload,
-    spool: Path,
-    sha256: str,
+    master: VaultObject,
     analysis: MasterAnalysis,
     tags: Tags,
     renditions: Renditions,
@@ -202,7 +225,6 @@ def _store(
 ) -> Track:
     release = upload.release
     info = analysis.info
-    master = vault.put_path(db.session, spool, kind="master", content_type=MASTER_CONTENT_TYPES.get(info.container))
     opus = vault.put_path(db.session, renditions.opus_path, kind="rendition", content_type="audio/ogg")
     mp3 = vault.put_path(db.session, renditions.mp3_path, kind="rendition", content_type="audio/mpeg")
     track = Track(
@@ -218,7 +240,7 @@ def _store(
     release.tracks.append(track)
     track.media = TrackMedia(
         artist_id=upload.artist_id,
-        master_sha256=sha256,
+        master_sha256=master.sha256,
         master_object=master,
         opus_object=opus,
         mp3_object=mp3,
@@ -229,7 +251,7 @@ def _store(
         bit_depth=info.bit_depth,
         channels=info.channels,
         loudness_lufs=analysis.loudness.integrated_lufs,
-        true_peak_dbtp=renditions.source_true_peak_dbtp,
+        true_peak_dbtp=analysis.loudness.true_peak_dbtp,
         gain_db=renditions.gain_db,
         waveform=analysis.waveform.as_json(),
         tags=_tags_json(tags),
