@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.accounts.current import viewer
 from app.api import json_body, paging, require_user
 from app.api.spec import operation
 from app.catalog import service
@@ -14,10 +14,6 @@ from app.extensions import db
 
 bp = Blueprint("catalog_api", __name__)
 PAGING = {"limit": {"type": "integer", "minimum": 1}, "offset": {"type": "integer", "minimum": 0}}
-
-
-def _viewer():  # type: ignore[no-untyped-def]
-    return current_user if current_user.is_authenticated else None
 
 
 # Artists --------------------------------------------------------------------------------
@@ -70,7 +66,7 @@ def delete_artist(slug: str) -> tuple[str, int]:
 @operation("List an artist's releases", tag="releases", response=ReleaseSchema, many=True)
 def list_artist_releases(slug: str) -> Response:
     artist = service.get_artist(db.session, slug)
-    return jsonify(ReleaseSchema(many=True).dump(service.artist_releases(artist, _viewer())))
+    return jsonify(ReleaseSchema(many=True).dump(service.artist_releases(artist, viewer())))
 
 
 # Releases -------------------------------------------------------------------------------
@@ -99,7 +95,7 @@ def create_release() -> tuple[Response, int]:
 @bp.get("/releases/<int:release_id>")
 @operation("Get a release with its tracks", tag="releases", response=ReleaseSchema)
 def get_release(release_id: int) -> Response:
-    return jsonify(ReleaseSchema().dump(service.visible_release(db.session, release_id, _viewer())))
+    return jsonify(ReleaseSchema().dump(service.visible_release(db.session, release_id, viewer())))
 
 
 @bp.patch("/releases/<int:release_id>")
@@ -130,7 +126,7 @@ def delete_release(release_id: int) -> tuple[str, int]:
 @bp.get("/releases/<int:release_id>/tracks")
 @operation("List a release's tracks", tag="tracks", response=TrackSchema, many=True)
 def list_tracks(release_id: int) -> Response:
-    release = service.visible_release(db.session, release_id, _viewer())
+    release = service.visible_release(db.session, release_id, viewer())
     return jsonify(TrackSchema(many=True).dump(release.tracks))
 
 
@@ -149,7 +145,7 @@ def create_track(release_id: int) -> tuple[Response, int]:
 @bp.get("/tracks/<int:track_id>")
 @operation("Get a track", tag="tracks", response=TrackSchema)
 def get_track(track_id: int) -> Response:
-    return jsonify(TrackSchema().dump(service.visible_track(db.session, track_id, _viewer())))
+    return jsonify(TrackSchema().dump(service.visible_track(db.session, track_id, viewer())))
 
 
 @bp.patch("/tracks/<int:track_id>")

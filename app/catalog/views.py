@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
+from app.accounts.current import viewer
 from app.catalog import service
 from app.catalog.schemas import ArtistForm, ReleaseForm, load_track_form
 from app.errors import DomainError
@@ -19,10 +20,6 @@ from app.ledger.money import CURRENCY_EXPONENTS
 bp = Blueprint("catalog", __name__)
 # Domain rules name model fields; the forms show amounts as typed decimals under other names.
 FORM_FIELD_FOR = {"price_minor": "price", "minimum_price_minor": "minimum_price"}
-
-
-def _viewer() -> Any:
-    return current_user if current_user.is_authenticated else None
 
 
 @bp.app_context_processor
@@ -75,13 +72,13 @@ def search() -> str:
 @bp.get("/artists/<slug>")
 def artist(slug: str) -> str:
     found = service.get_artist(db.session, slug)
-    releases = service.artist_releases(found, _viewer())
+    releases = service.artist_releases(found, viewer())
     return render_template("catalog/artist.html", artist=found, releases=releases)
 
 
 @bp.get("/releases/<int:release_id>")
 def release(release_id: int) -> str:
-    found = service.visible_release(db.session, release_id, _viewer())
+    found = service.visible_release(db.session, release_id, viewer())
     return render_template("catalog/release.html", release=found)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
-from flask_login import current_user
 
+from app.accounts.current import viewer
 from app.catalog import service as catalog
 from app.errors import NotFound
 from app.extensions import db
@@ -25,15 +25,11 @@ RENDITIONS = {"opus": ("opus_object_id", "audio/ogg"), "mp3": ("mp3_object_id", 
 COVER_CACHE_SECONDS = 86_400
 
 
-def _viewer():  # type: ignore[no-untyped-def]
-    return current_user if current_user.is_authenticated else None
-
-
 @bp.get("/tracks/<int:track_id>/stream.<fmt>")
 def stream(track_id: int, fmt: str) -> Response:
     if fmt not in RENDITIONS:
         abort(404)
-    track = catalog.visible_track(db.session, track_id, _viewer())
+    track = catalog.visible_track(db.session, track_id, viewer())
     if track.media is None:
         raise NotFound("This track has no audio yet.")
     attribute, mimetype = RENDITIONS[fmt]
@@ -42,7 +38,7 @@ def stream(track_id: int, fmt: str) -> Response:
 
 @bp.get("/tracks/<int:track_id>/waveform.json")
 def waveform(track_id: int) -> Response:
-    track = catalog.visible_track(db.session, track_id, _viewer())
+    track = catalog.visible_track(db.session, track_id, viewer())
     if track.media is None:
         raise NotFound("This track has no audio yet.")
     return jsonify(track.media.waveform)
@@ -50,7 +46,7 @@ def waveform(track_id: int) -> Response:
 
 @bp.get("/releases/<int:release_id>/cover/<int:size>.jpg")
 def cover(release_id: int, size: int) -> Response:
-    catalog.visible_release(db.session, release_id, _viewer())
+    catalog.visible_release(db.session, release_id, viewer())
     found = db.session.get(ReleaseCover, (release_id, size))
     if found is None:
         raise NotFound("No cover at that size.")
