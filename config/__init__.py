@@ -50,8 +50,6 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PAYMENT_GATEWAY": ("sandbox", str),
     "STRIPE_SECRET_KEY": ("", str),
     "STRIPE_WEBHOOK_SECRET": ("", str),
-    "STRIPE_PUBLISHABLE_KEY": ("", str),
-    "BASE_URL": ("http://127.0.0.1:5000", str),
     # Limits.
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "RATELIMIT_ENABLED": (True, _to_bool),

@@ -21,10 +21,17 @@ def _known_currency(value: str) -> None:
         )
 
 
+def check_price_limit(minor: int) -> None:
+    """Raises ValidationError for a price above MEGABOX_MAX_PRICE_MINOR."""
+    limit = current_app.config["MAX_PRICE_MINOR"]
+    if minor > limit:
+        raise ValidationError(f"A price can be at most {limit} minor units.")
+
+
 def _price(**kwargs: Any) -> fields.Integer:
     return fields.Integer(
         strict=True,
-        validate=validate.Range(min=0, error="A price cannot be negative."),
+        validate=[validate.Range(min=0, error="A price cannot be negative."), check_price_limit],
         **kwargs,
     )
 
@@ -177,6 +184,11 @@ class ReleaseForm(_FormSchema):
                 continue
             if data[target] < 0:
                 errors[field] = ["A price cannot be negative."]
+                continue
+            try:
+                check_price_limit(data[target])
+            except ValidationError as exc:
+                errors[field] = exc.messages
         date_text = data.pop("release_date").strip()
         try:
             data["release_date"] = fields.Date().deserialize(date_text) if date_text else None
@@ -217,4 +229,8 @@ def load_track_form(form: Any, currency: str) -> dict[str, Any]:
         raise ValidationError({"price": [f"{exc}."]}) from None
     if data["price_minor"] < 0:
         raise ValidationError({"price": ["A price cannot be negative."]})
+    try:
+        check_price_limit(data["price_minor"])
+    except ValidationError as exc:
+        raise ValidationError({"price": exc.messages}) from None
     return data

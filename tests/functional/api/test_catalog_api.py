@@ -102,6 +102,7 @@ def test_unpublished_release_is_404_through_the_api(client, bearer):
         ({"pricing_mode": "fixed", "price_minor": 0}, "price_minor",
          "A fixed price must be above zero; choose 'free' instead."),
         ({"price_minor": 1.5}, "price_minor", "Not a valid integer."),
+        ({"price_minor": 10_000_001}, "price_minor", "A price can be at most 10000000 minor units."),
     ],
 )  # fmt: skip
 def test_bad_pricing_is_rejected_with_a_clear_error(client, bearer, session, body, field, message):
