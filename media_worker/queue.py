@@ -54,6 +54,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from app.extensions import db
+from app.transactions import within
 
 logger = logging.getLogger(__name__)
 
@@ -556,7 +557,7 @@ def _discard_rolled_back(session: Session, previous_transaction: SessionTransact
     # The outermost transaction is handled by _discard_uncommitted; this is for savepoints.
     if previous_transaction.nested:
         pending: list[_PendingJob] = session.info.get(_PENDING_INFO_KEY, [])
-        pending[:] = [job for job in pending if not _within(job.savepoint, previous_transaction)]
+        pending[:] = [job for job in pending if not within(job.savepoint, previous_transaction)]
 
 
 def _discard_uncommitted(session: Session, transaction: SessionTransaction) -> None:
@@ -565,10 +566,3 @@ def _discard_uncommitted(session: Session, transaction: SessionTransaction) -> N
     if transaction.parent is None:
         session.info.pop(_PENDING_INFO_KEY, None)
 
-
-def _within(savepoint: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
-    while savepoint is not None:
-        if savepoint is ancestor:
-            return True
-        savepoint = savepoint.parent
-    return False

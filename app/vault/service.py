@@ -29,6 +29,7 @@ from flask import current_app
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction, object_session
 
+from app.transactions import within
 from app.vault.backends import Backend, ObjectReader, backend_from_config
 from app.vault.errors import (
     AuthenticationFailed,
@@ -372,21 +373,13 @@ def _discard(pending: _Pending) -> None:
         logger.warning("vault: could not delete %s: %s", pending.key, exc.message)
 
 
-def _inside(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
-    while transaction is not None:
-        if transaction is ended:
-            return True
-        transaction = transaction.parent
-    return False
-
-
 def _settle_uncommitted(session: Session, ended: SessionTransaction) -> None:
     """``ended`` (or a savepoint's) work is undone: delete what it put, keep what it deleted."""
     pending: list[_Pending] = session.info.get(_PENDING, [])
-    undone = [item for item in pending if _inside(item.transaction, ended)]
+    undone = [item for item in pending if within(item.transaction, ended)]
     if not undone:
         return
-    session.info[_PENDING] = [item for item in pending if not _inside(item.transaction, ended)]
+    session.info[_PENDING] = [item for item in pending if not within(item.transaction, ended)]
     for item in undone:
         if not item.after_commit:
             _discard(item)
