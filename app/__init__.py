@@ -75,14 +75,21 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
-    from app.api import bp as api_bp
+    from app.api import area_blueprints
+    from app.api.auth import authenticate
+    from app.api.helpers import API_PREFIX
     from app.catalog.views import bp as catalog_bp
+    from app.extensions import csrf
     from app.plays.views import bp as plays_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(plays_bp)
-    app.register_blueprint(api_bp)
+    for api_bp in area_blueprints():
+        # /api/v1 checks CSRF itself, and only for cookie sessions (see app.api.auth).
+        csrf.exempt(api_bp)
+        app.register_blueprint(api_bp, url_prefix=API_PREFIX)
+        app.before_request_funcs.setdefault(api_bp.name, []).append(authenticate)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -98,7 +105,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    from app.api import API_PREFIX
+    from app.api.helpers import API_PREFIX
     from app.catalog.presenters import register_filters
 
     register_filters(app)

@@ -59,6 +59,11 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "API_PAGE_SIZE_MAX": (100, int),
     "DEFAULT_CURRENCY": ("USD", str),
     "MAX_PRICE_MINOR": (100_000_00, int),
+    "MAX_JSON_DEPTH": (32, int),
+    # Money: the artist's share of a sale in basis points, and who pays the processor's fee
+    # ("platform_absorbs" or "deduct_before_split").
+    "ARTIST_SHARE_BPS": (9000, int),
+    "FEE_POLICY": ("platform_absorbs", str),
     # Vault.
     "VAULT_SEGMENT_SIZE_LOG2": (16, int),
     "S3_MULTIPART_THRESHOLD_BYTES": (16 * 1024 * 1024, int),
@@ -71,6 +76,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "ARTIST_STORAGE_QUOTA_BYTES": (50 * 1024**3, int),
     "MAX_AUDIO_SECONDS": (4 * 3600, int),
     "UPLOAD_EXPIRY_HOURS": (72, int),
+    "UPLOAD_PROCESSING_TIMEOUT_MINUTES": (120, int),
+    "MAX_AUDIO_CHANNELS": (16, int),
+    "MIN_SAMPLE_RATE_HZ": (8000, int),
+    "MAX_SAMPLE_RATE_HZ": (768_000, int),
     "JOB_QUEUE_NAME": ("megabox", str),
     "JOB_TIMEOUT_SECONDS": (3600, int),
     "JOB_MAX_RETRIES": (3, int),
@@ -112,6 +121,7 @@ def load_settings(
             settings[name] = default
     settings.update(overrides)
 
+    _check_money(settings)
     instance = Path(settings["INSTANCE_PATH"]).expanduser().resolve()
     settings["INSTANCE_PATH"] = str(instance)
     production = settings["ENV"] == "production"
@@ -134,6 +144,19 @@ def load_settings(
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     return settings
+
+
+FEE_POLICIES = ("platform_absorbs", "deduct_before_split")
+BPS_WHOLE = 10_000
+
+
+def _check_money(settings: Mapping[str, Any]) -> None:
+    if not 0 <= int(settings["ARTIST_SHARE_BPS"]) <= BPS_WHOLE:
+        raise ConfigurationError(f"{ENV_PREFIX}ARTIST_SHARE_BPS: use 0 to {BPS_WHOLE} (basis points)")
+    if settings["FEE_POLICY"] not in FEE_POLICIES:
+        raise ConfigurationError(f"{ENV_PREFIX}FEE_POLICY: use one of {', '.join(FEE_POLICIES)}")
+    if int(settings["MAX_PRICE_MINOR"]) < 1:
+        raise ConfigurationError(f"{ENV_PREFIX}MAX_PRICE_MINOR: must be at least 1")
 
 
 def _instance_secret(path: Path) -> str:

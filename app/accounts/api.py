@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from app.accounts import service
 from app.accounts.schemas import TokenCreateSchema, TokenSchema, UserSchema
-from app.api import json_body, require_user
+from app.api.helpers import json_body, require_user
 from app.api.spec import operation
 from app.extensions import db
 

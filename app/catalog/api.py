@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from app.accounts.current import viewer
-from app.api import json_body, paging, require_user
+from app.api.helpers import json_body, paging, require_user
 from app.api.spec import operation
 from app.catalog import service
 from app.catalog.schemas import ArtistSchema, ReleaseSchema, ReleaseUpdateSchema, TrackSchema

@@ -14,7 +14,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from app.api import InvalidBody, json_body, require_user
+from app.api.helpers import InvalidBody, json_body, require_user
 from app.api.spec import operation
 from app.catalog import service as catalog
 from app.extensions import db

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session, SessionTransaction, object_session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, object_session
 
-from app.transactions import within
+from app import transactions
 from app.vault.backends import Backend, ObjectReader, backend_from_config
 from app.vault.errors import (
     AuthenticationFailed,
@@ -52,7 +52,6 @@ from config import ConfigurationError
 EXTENSION_NAME = "vault"
 # Object ids read per query when walking every object.
 ID_BATCH = 1000
-_PENDING = "vault_pending"
 
 logger = logging.getLogger(__name__)
 
@@ -345,63 +344,18 @@ class PlaintextStream(Iterator[bytes]):
 # Ciphertext that follows the session's transaction (see the module docstring).
 
 
-@dataclass(frozen=True, eq=False)
-class _Pending:
-    backend: Backend
-    key: str
-    # True: delete the ciphertext once the transaction commits (a delete).
-    # False: delete it unless the transaction commits (a put).
-    after_commit: bool
-    # The innermost transaction or savepoint the put or delete was made in.
-    transaction: SessionTransaction | None
-
-
 def _remember(stored: VaultObject, backend: Backend, key: str, *, after_commit: bool) -> None:
+    """Delete ``key`` once the transaction commits (a delete), or unless it does (a put)."""
     # The row's own Session, not a scoped_session proxy that callers may have passed.
     session = object_session(stored)
     assert session is not None, "the row was added to a session or loaded from one"
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    pending = _Pending(backend, key, after_commit, transaction)
-    session.info.setdefault(_PENDING, []).append(pending)
+    schedule = transactions.after_commit if after_commit else transactions.on_rollback
+    schedule(session, lambda: _discard(backend, key))
 
 
-def _discard(pending: _Pending) -> None:
+def _discard(backend: Backend, key: str) -> None:
     try:
-        pending.backend.delete(pending.key)
+        backend.delete(key)
     except StorageUnavailable as exc:
         # The row is gone (or was never committed), so this ciphertext has no key: unreadable.
-        logger.warning("vault: could not delete %s: %s", pending.key, exc.message)
-
-
-def _settle_uncommitted(session: Session, ended: SessionTransaction) -> None:
-    """``ended`` (or a savepoint's) work is undone: delete what it put, keep what it deleted."""
-    pending: list[_Pending] = session.info.get(_PENDING, [])
-    undone = [item for item in pending if within(item.transaction, ended)]
-    if not undone:
-        return
-    session.info[_PENDING] = [item for item in pending if not within(item.transaction, ended)]
-    for item in undone:
-        if not item.after_commit:
-            _discard(item)
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint was released; the outer transaction still decides
-    for item in session.info.pop(_PENDING, []):
-        if item.after_commit:
-            _discard(item)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    _settle_uncommitted(session, previous_transaction)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    # The outermost transaction ended without a commit (a commit has already settled
-    # everything): a rollback, or a close that rolled back.
-    if transaction.parent is None:
-        _settle_uncommitted(session, transaction)
+        logger.warning("vault: could not delete %s: %s", key, exc.message)
