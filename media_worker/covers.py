@@ -42,6 +42,18 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def image_mime(data: bytes) -> str | None:
+    """The MIME type an image's header shows ("image/png"), or None if Pillow cannot read it.
+
+    For pictures stored with no type of their own (APEv2 cover items).
+    """
+    try:
+        with Image.open(BytesIO(data)) as image:
+            return Image.MIME.get(image.format or "")
+    except _PILLOW_ERRORS:
+        return None
+
+
 def thumbnails(
     image_bytes: bytes, sizes: Iterable[int] = DEFAULT_THUMBNAIL_SIZES
 ) -> dict[int, bytes]:

@@ -14,6 +14,9 @@ NOT_AUDIO = "not_audio"
 CORRUPT_AUDIO = "corrupt_audio"
 TOO_LONG = "too_long"
 UNSUPPORTED_CODEC = "unsupported_codec"
+TOO_MANY_CHANNELS = "too_many_channels"
+BAD_SAMPLE_RATE = "bad_sample_rate"
+INVALID_SAMPLES = "invalid_samples"
 
 # RejectedImage codes.
 NOT_IMAGE = "not_image"
@@ -41,8 +44,9 @@ class MediaError(Exception):
 class RejectedAudio(MediaError):
     """An upload that is not an acceptable audio master.
 
-    ``code`` is one of ``empty_file``, ``not_audio``, ``corrupt_audio``, ``too_long`` or
-    ``unsupported_codec``.
+    ``code`` is one of ``empty_file``, ``not_audio``, ``corrupt_audio``, ``too_long``,
+    ``unsupported_codec``, ``too_many_channels``, ``bad_sample_rate`` (outside the accepted
+    range) or ``invalid_samples`` (NaN, infinite or overflowing float samples).
     """
 
 
@@ -62,7 +66,12 @@ class FFmpegFailed(MediaError):
 
 
 class FFmpegTimeout(FFmpegFailed):
-    """ffmpeg ran past its time limit and was killed (``ffmpeg_timeout``)."""
+    """ffmpeg ran past its time limit and was killed (``ffmpeg_timeout``).
 
-    def __init__(self, message: str, stderr_tail: str = "") -> None:
+    ``returncode`` is how the killed process ended, as ``subprocess`` reports it
+    (``-signal.SIGKILL``), for the job log.
+    """
+
+    def __init__(self, message: str, stderr_tail: str = "", returncode: int | None = None) -> None:
         super().__init__(message, stderr_tail, code=FFMPEG_TIMEOUT)
+        self.returncode = returncode

@@ -196,8 +196,9 @@ def run_ffmpeg(
     An exception raised by a callback stops ffmpeg and propagates. Waiting for a slot of
     ``cap`` (the process-wide cap by default) does not count towards ``timeout``.
 
-    Raises FFmpegTimeout (after killing ffmpeg) when it runs longer than ``timeout`` seconds,
-    and FFmpegFailed when it exits non-zero and ``check`` is true.
+    Raises FFmpegTimeout (after killing and reaping ffmpeg; its ``returncode`` is
+    ``-SIGKILL``) when it runs longer than ``timeout`` seconds, and FFmpegFailed when it
+    exits non-zero and ``check`` is true.
     """
     cap = PROCESS_CAP if cap is None else cap
     errors: list[str] = []
@@ -239,8 +240,12 @@ def run_ffmpeg(
             )
         except _DeadlinePassed:
             process.kill()
+            # Reaped at once, so the error records how ffmpeg ended: killed by SIGKILL.
+            process.wait()
             raise FFmpegTimeout(
-                f"ffmpeg ran longer than {timeout:g} s and was killed", "\n".join(tail)
+                f"ffmpeg ran longer than {timeout:g} s and was killed",
+                "\n".join(tail),
+                returncode=process.returncode,
             ) from None
         finally:
             os.close(progress_read)

@@ -119,7 +119,7 @@ def make_renditions(
         "-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
         "-f", "ogg", f"file:{opus_part}",
         "-map", "0:a:0", "-af", gain, "-c:a", "libmp3lame", "-b:a", MP3_BITRATE,
-        "-ar", str(mp3_sample_rate(info.sample_rate)),
+        "-ar", str(mp3_sample_rate(info.pcm_sample_rate)),
         "-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
         "-id3v2_version", "0", "-write_xing", "1",
         "-metadata:s:a:0", f"encoder={LAME_TAG_ENCODER}",

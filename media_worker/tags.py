@@ -1,5 +1,6 @@
-"""Reading tags with mutagen: ID3 (MP3, WAV, AIFF), Vorbis comments (FLAC, Ogg Vorbis, Opus),
-MP4 atoms (M4A), and a WAV's RIFF INFO list.
+"""Reading tags with mutagen: ID3 (MP3, WAV, AIFF, DSF, DSDIFF, and in front of raw ADTS AAC),
+Vorbis comments (FLAC, Ogg FLAC, Ogg Vorbis, Opus), MP4 atoms (M4A), APEv2 (WavPack, Monkey's
+Audio, TAK), ASF attributes (WMA), and a WAV's RIFF INFO list.
 
 Tags only pre-fill what the artist then edits, so every value is read leniently and anything
 odd becomes ``None`` rather than an error. Each format's tags are first gathered under common
@@ -24,21 +25,25 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import mutagen
+from mutagen.apev2 import APEBinaryValue, APETextValue, APEv2
+from mutagen.asf import ASFTags
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4, MP4Cover, MP4FreeForm
 from mutagen.wave import WAVE
 
-from media_worker.covers import image_size
+from media_worker.covers import image_mime, image_size
 from media_worker.probe import open_nameless
 
 FRONT_COVER = 3  # the ID3/FLAC picture type "Cover (front)"
+BACK_COVER = 4  # "Cover (back)"
 MAX_POSITION = 9999  # a larger track or disc number is junk
 MAX_BPM = 999
 R128_GAIN_SCALE = 256  # R128_*_GAIN are Q7.8 fixed point
 MAX_INFO_CHUNK_BYTES = 1024 * 1024
 MIN_YEAR = 1000
 MAX_YEAR = 2999
+OTHER_PICTURE = 0  # "Other"
 
 _ID3_TEXT_FRAMES = {
     "TIT2": "title",
@@ -89,6 +94,33 @@ _RIFF_INFO = {
     b"IPRT": "tracknumber",
     b"IMUS": "composer",
 }
+# APEv2 items as foobar2000, Mp3tag and MusicBrainz Picard name them (matched lower-case);
+# anything else goes through the Vorbis names.
+_APE_ITEMS = {
+    "track": "tracknumber",
+    "disc": "discnumber",
+    "year": "date",
+}
+_APE_COVER_TYPES = {"cover art (front)": FRONT_COVER, "cover art (back)": BACK_COVER}
+_ASF_ATTRIBUTES = {
+    "title": "title",
+    "author": "artist",
+    "wm/albumartist": "albumartist",
+    "wm/albumtitle": "album",
+    "wm/tracknumber": "tracknumber",
+    "wm/partofset": "discnumber",
+    "wm/year": "date",
+    "wm/genre": "genre",
+    "wm/isrc": "isrc",
+    "wm/composer": "composer",
+    "wm/publisher": "label",
+    "copyright": "copyright",
+    "wm/beatsperminute": "bpm",
+    "wm/lyrics": "lyrics",
+}
+_ASF_PICTURE = "wm/picture"
+_WM_PICTURE_HEADER = struct.Struct("<BI")  # picture type, data length
+_UTF16_NUL = b"\x00\x00"
 _MP4_IMAGE_MIME = {MP4Cover.FORMAT_JPEG: "image/jpeg", MP4Cover.FORMAT_PNG: "image/png"}
 _RTNG_EXPLICIT: dict[int | None, bool] = {1: True, 4: True, 2: False}  # iTunes rtng atom
 _ADVISORY = {"1": True, "4": True, "2": False}
@@ -169,21 +201,29 @@ class _Raw:
         return None
 
 
+_MUTAGEN_ERRORS = (mutagen.MutagenError, OSError, ValueError, EOFError, struct.error)
+
+
 def read_tags(path: Path | str) -> Tags:
     """The tags of an audio file; an empty ``Tags`` if mutagen cannot read the file at all."""
     raw = _Raw()
     try:
         with open_nameless(path) as handle:
-            audio = mutagen.File(handle)
+            try:
+                audio = mutagen.File(handle)
+            except _MUTAGEN_ERRORS:
+                audio = None
             if isinstance(audio, WAVE):
                 _read_riff_info(handle, raw)
-    except (mutagen.MutagenError, OSError, ValueError, EOFError, struct.error):
+            tags = audio.tags if audio is not None else _bare_tags(handle)
+    except _MUTAGEN_ERRORS:
         return Tags()
-    if audio is None:
-        return Tags()
-    tags = audio.tags
     if isinstance(tags, ID3):
         _read_id3(tags, raw)
+    elif isinstance(tags, APEv2):
+        _read_ape(tags, raw)
+    elif isinstance(tags, ASFTags):
+        _read_asf(tags, raw)
     elif isinstance(audio, MP4) and tags is not None:
         _read_mp4(tags, raw)
     elif tags is not None:
@@ -191,6 +231,19 @@ def read_tags(path: Path | str) -> Tags:
     if isinstance(audio, FLAC):
         raw.pictures.extend((p.data, p.mime, int(p.type)) for p in audio.pictures)
     return _build(raw)
+
+
+def _bare_tags(handle: BinaryIO) -> ID3 | APEv2 | None:
+    """A tag block on a stream mutagen cannot name from its content: raw ADTS AAC, which
+    taggers give an ID3v2 block in front or an APEv2 block at the end. (With an ID3 block
+    in front, mutagen takes the file for an MP3 and fails to find MPEG frames.)"""
+    for reader in (ID3, APEv2):
+        handle.seek(0)
+        try:
+            return reader(handle)
+        except _MUTAGEN_ERRORS:
+            continue
+    return None
 
 
 def _read_id3(tags: ID3, raw: _Raw) -> None:
@@ -224,6 +277,50 @@ def _read_vorbis(tags: Any, raw: _Raw) -> None:
                     raw.pictures.append((data, mime, FRONT_COVER))
         else:
             raw.add(name, values)
+
+
+def _read_ape(tags: APEv2, raw: _Raw) -> None:
+    for key, value in tags.items():
+        name = key.lower()
+        if isinstance(value, APEBinaryValue) and name.startswith("cover art"):
+            # The item is the picture's file name, a NUL, then the image.
+            _, _, data = value.value.partition(b"\x00")
+            picture_type = _APE_COVER_TYPES.get(name, OTHER_PICTURE)
+            raw.pictures.append((data, image_mime(data) or "", picture_type))
+        elif isinstance(value, APETextValue):
+            raw.add(_APE_ITEMS.get(name) or _vorbis_key(key), list(value))
+
+
+def _read_asf(tags: ASFTags, raw: _Raw) -> None:
+    for key, values in tags.as_dict().items():
+        name = key.lower()
+        if name == _ASF_PICTURE:
+            for value in values:
+                picture = _wm_picture(bytes(value.value))
+                if picture is not None:
+                    raw.pictures.append(picture)
+        else:
+            texts = [str(value.value) for value in values]
+            raw.add(_ASF_ATTRIBUTES.get(name) or _vorbis_key(key), texts)
+
+
+def _wm_picture(blob: bytes) -> tuple[bytes, str, int] | None:
+    """(data, mime, type) of a WM/Picture value, or None if it is malformed."""
+    try:
+        picture_type, size = _WM_PICTURE_HEADER.unpack_from(blob)
+    except struct.error:
+        return None
+    mime, rest = _utf16_until_nul(blob[_WM_PICTURE_HEADER.size :])
+    _description, data = _utf16_until_nul(rest)
+    return (data[:size], mime, picture_type) if data else None
+
+
+def _utf16_until_nul(data: bytes) -> tuple[str, bytes]:
+    """A NUL-ended UTF-16LE string at the start of ``data``, and what follows it."""
+    for end in range(0, len(data) - 1, 2):
+        if data[end : end + 2] == _UTF16_NUL:
+            return data[:end].decode("utf-16-le", "replace"), data[end + 2 :]
+    return "", b""
 
 
 def _read_mp4(tags: Any, raw: _Raw) -> None:

@@ -8,6 +8,11 @@ maxima whose number is bounded by the bucket count (memory stays flat whatever t
 and finally to ``buckets`` peaks: the square root of the largest power in each bucket, from 0
 (silence) to 1 (full scale of the master). A sine reads as its amplitude below about
 ``ENVELOPE_SAMPLE_RATE / 4`` and as its RMS (-3 dB) above; that is plenty for a picture.
+
+The envelope also tells whether the master held any NaN or infinite sample: either one,
+squared, averaged and resampled, spreads to every envelope value near it, so
+``EnvelopeReader.finite`` answers for the whole master at no extra decoding cost. (A float
+sample too large for its square to fit a float32, above about 1.8e19, reads as infinite.)
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class EnvelopeReader:
         self._partial: array[float] = array("f")
         self._leftover = b""
         self.samples = 0
+        self.finite = True  # False once a NaN or infinite value has come through
 
     def feed(self, data: bytes) -> None:
         data = self._leftover + data
@@ -74,6 +80,10 @@ class EnvelopeReader:
         values = array("f")
         values.frombytes(data[:usable])
         self.samples += len(values)
+        # One C-level sum: NaN or inf in any value makes it non-finite, and float32 powers
+        # cannot add up to an overflow in a double.
+        if self.finite and not math.isfinite(sum(values)):
+            self.finite = False
         if self._partial:
             values = self._partial + values
         block = self._block

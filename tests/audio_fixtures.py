@@ -4,6 +4,10 @@ Everything is made on the spot with the ffmpeg shipped by imageio-ffmpeg, mutage
 so no binary test data lives in the repository. Files are a few seconds long. Functions take
 the directory to write into and return the path they wrote.
 
+ffmpeg has no DSD encoder, so DSF and DSDIFF files are written here byte by byte (``dsd_tone``)
+from a sigma-delta modulated tone. Monkey's Audio, TAK and WMA Lossless have no encoder in
+ffmpeg or in any package the tests could install, so no such file is made.
+
 Signals:
 - ``TONE``: a 440 Hz sine at half scale;
 - ``music_like``: pink noise plus a chord, softly clipped like a mastered record, then set to
@@ -14,8 +18,10 @@ Signals:
 from __future__ import annotations
 
 import base64
+import math
 import random
 import re
+import struct
 import subprocess
 import zipfile
 from collections.abc import Sequence
@@ -25,6 +31,10 @@ from pathlib import Path
 
 import imageio_ffmpeg
 from mutagen.aiff import AIFF
+from mutagen.apev2 import BINARY, APEValue
+from mutagen.asf import ASF, ASFByteArrayAttribute, ASFUnicodeAttribute
+from mutagen.dsdiff import DSDIFF
+from mutagen.dsf import DSF
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import (
     APIC,
@@ -47,9 +57,11 @@ from mutagen.id3 import (
 )
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, MP4Cover, MP4FreeForm
+from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
+from mutagen.wavpack import WavPack
 from PIL import Image, UnidentifiedImageError
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -88,6 +100,15 @@ FORMATS: dict[str, AudioFormat] = {
     "m4a_aac": AudioFormat(".m4a", ("-c:a", "aac", "-b:a", "192k"), "mp4", "aac", 44100, None),
     "m4a_alac": AudioFormat(
         ".m4a", ("-c:a", "alac", "-sample_fmt", "s16p"), "mp4", "alac", 44100, 16
+    ),
+    "wavpack": AudioFormat(
+        ".wv", ("-c:a", "wavpack", "-sample_fmt", "s16p"), "wavpack", "wavpack", 44100, 16
+    ),
+    "ogg_flac": AudioFormat(
+        ".oga", ("-c:a", "flac", "-sample_fmt", "s16", "-f", "ogg"), "ogg", "flac", 48000, 16
+    ),
+    "adts_aac": AudioFormat(
+        ".aac", ("-c:a", "aac", "-b:a", "192k", "-f", "adts"), "aac", "aac", 44100, None
     ),
 }
 
@@ -218,12 +239,17 @@ class Cover:
 
 def write_tags(path: Path, fmt: str, tags: dict[str, str], covers: Sequence[Cover] = ()) -> None:
     """Write ``tags`` (Vorbis-comment names: TITLE, ARTIST, TRACKNUMBER, DATE, ...) and
-    ``covers`` into ``path`` the way the format's usual tools do."""
-    container = FORMATS[fmt].container
-    if container in ("wav", "aiff", "mp3"):
+    ``covers`` into ``path`` the way the format's usual tools do. ``fmt`` is a key of
+    ``FORMATS``, or "dsf", "dff" or "asf"."""
+    container = FORMATS[fmt].container if fmt in FORMATS else fmt
+    if container in ("wav", "aiff", "mp3", "dsf", "dff", "aac"):
         _write_id3(path, container, tags, covers)
     elif container == "mp4":
         _write_mp4(path, tags, covers)
+    elif container == "wavpack":
+        _write_ape(path, tags, covers)
+    elif container == "asf":
+        _write_asf(path, tags, covers)
     else:
         _write_vorbis(path, fmt, tags, covers)
 
@@ -245,10 +271,14 @@ _ID3_FRAMES = {
 
 
 def _write_id3(path: Path, container: str, tags: dict[str, str], covers: Sequence[Cover]) -> None:
-    audio = {"wav": WAVE, "aiff": AIFF, "mp3": MP3}[container](path)
-    if audio.tags is None:
-        audio.add_tags()
-    frames: ID3 = audio.tags
+    if container == "aac":
+        # Raw ADTS has no tag support of its own; taggers put an ID3v2 block in front.
+        audio = frames = ID3()
+    else:
+        audio = {"wav": WAVE, "aiff": AIFF, "mp3": MP3, "dsf": DSF, "dff": DSDIFF}[container](path)
+        if audio.tags is None:
+            audio.add_tags()
+        frames = audio.tags
     for key, value in tags.items():
         if key == "ARTIST":
             frames.add(TPE1(encoding=3, text=value.split(";")))
@@ -268,11 +298,18 @@ def _write_id3(path: Path, container: str, tags: dict[str, str], covers: Sequenc
                 data=cover.data,
             )
         )
-    audio.save()
+    if container == "aac":
+        frames.save(path)
+    else:
+        audio.save()
 
 
 def _write_vorbis(path: Path, fmt: str, tags: dict[str, str], covers: Sequence[Cover]) -> None:
-    audio = {"flac": FLAC, "flac24_96k": FLAC, "vorbis": OggVorbis, "opus": OggOpus}[fmt](path)
+    readers = {
+        "flac": FLAC, "flac24_96k": FLAC, "vorbis": OggVorbis, "opus": OggOpus,
+        "ogg_flac": OggFLAC,
+    }  # fmt: skip
+    audio = readers[fmt](path)
     for key, value in tags.items():
         audio[key] = value.split(";") if key == "ARTIST" else [value]
     pictures = [_flac_picture(cover) for cover in covers]
@@ -337,6 +374,85 @@ def _mp4_image_format(cover: Cover) -> int:
     return MP4Cover.FORMAT_PNG if cover.mime == "image/png" else MP4Cover.FORMAT_JPEG
 
 
+# APEv2 (WavPack, Monkey's Audio, TAK) as foobar2000 and Mp3tag write it.
+_APE_KEYS = {
+    "TITLE": "Title",
+    "ARTIST": "Artist",
+    "ALBUMARTIST": "Album Artist",
+    "ALBUM": "Album",
+    "TRACKNUMBER": "Track",
+    "DISCNUMBER": "Disc",
+    "DATE": "Year",
+    "GENRE": "Genre",
+    "COMPOSER": "Composer",
+    "LABEL": "Publisher",
+    "COPYRIGHT": "Copyright",
+    "LYRICS": "Lyrics",
+}
+_APE_COVER_KEYS = {FRONT_COVER: "Cover Art (Front)", BACK_COVER: "Cover Art (Back)"}
+
+
+def _write_ape(path: Path, tags: dict[str, str], covers: Sequence[Cover]) -> None:
+    """APEv2 holds one item per key, so a second front cover replaces the first."""
+    audio = WavPack(path)
+    if audio.tags is None:
+        audio.add_tags()
+    for key, value in tags.items():
+        values = value.split(";") if key == "ARTIST" else [value]
+        audio.tags[_APE_KEYS.get(key, key)] = values
+    for cover in covers:
+        extension = "png" if cover.mime == "image/png" else "jpg"
+        blob = f"cover.{extension}".encode("ascii") + b"\x00" + cover.data
+        audio.tags[_APE_COVER_KEYS[cover.picture_type]] = APEValue(blob, BINARY)
+    audio.save()
+
+
+# ASF (WMA) attribute names as Windows Media Player writes them.
+_ASF_KEYS = {
+    "TITLE": "Title",
+    "ARTIST": "Author",
+    "ALBUMARTIST": "WM/AlbumArtist",
+    "ALBUM": "WM/AlbumTitle",
+    "TRACKNUMBER": "WM/TrackNumber",
+    "DISCNUMBER": "WM/PartOfSet",
+    "DATE": "WM/Year",
+    "GENRE": "WM/Genre",
+    "ISRC": "WM/ISRC",
+    "COMPOSER": "WM/Composer",
+    "LABEL": "WM/Publisher",
+    "COPYRIGHT": "Copyright",
+    "BPM": "WM/BeatsPerMinute",
+    "LYRICS": "WM/Lyrics",
+}
+
+
+def _write_asf(path: Path, tags: dict[str, str], covers: Sequence[Cover]) -> None:
+    audio = ASF(path)
+    for key, value in tags.items():
+        values = value.split(";") if key == "ARTIST" else [value]
+        audio[_ASF_KEYS.get(key, key)] = [ASFUnicodeAttribute(v) for v in values]
+    audio["WM/Picture"] = [ASFByteArrayAttribute(_wm_picture(cover)) for cover in covers]
+    audio.save()
+
+
+def _wm_picture(cover: Cover) -> bytes:
+    """The WM/Picture blob: type, data length, MIME and description as NUL-ended UTF-16."""
+    return (
+        struct.pack("<BI", cover.picture_type, len(cover.data))
+        + (cover.mime + "\x00").encode("utf-16-le")
+        + "cover\x00".encode("utf-16-le")
+        + cover.data
+    )
+
+
+def wma(directory: Path, seconds: float = 0.5) -> Path:
+    """WMA 2 in ASF: not an accepted master, but its tags are read like WMA Lossless's,
+    which ffmpeg cannot encode."""
+    path = directory / "song.wma"
+    ffmpeg("-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d={seconds}", "-c:a", "wmav2", str(path))
+    return path
+
+
 # Files that must be rejected.
 
 
@@ -388,6 +504,60 @@ def truncated_wav(directory: Path) -> Path:
     return path
 
 
+WAVE_FORMAT_PCM = 1
+WAVE_FORMAT_IEEE_FLOAT = 3
+
+
+def raw_wav(
+    path: Path,
+    *,
+    channels: int,
+    sample_rate: int,
+    bits: int = 16,
+    format_tag: int = WAVE_FORMAT_PCM,
+    data: bytes = b"",
+) -> Path:
+    """A WAV written field by field, so its header may declare anything a 16- or 32-bit field
+    holds (65535 channels, 1 Hz); derived fields wrap as they would in a hand-made file."""
+    block_align = channels * bits // 8
+    fmt = struct.pack(
+        "<HHIIHH",
+        format_tag, channels, sample_rate, (sample_rate * block_align) & 0xFFFFFFFF,
+        block_align & 0xFFFF, bits,
+    )  # fmt: skip
+    body = b"WAVE" + _riff_chunk(b"fmt ", fmt) + _riff_chunk(b"data", data)
+    path.write_bytes(_riff_chunk(b"RIFF", body))
+    return path
+
+
+def _riff_chunk(chunk_id: bytes, body: bytes) -> bytes:
+    return struct.pack("<4sI", chunk_id, len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def float_wav(
+    path: Path, frames: list[list[float]], *, sample_rate: int = 44100, bits: int = 32
+) -> Path:
+    """An IEEE float WAV of ``frames`` (one list of channel values per frame), written as
+    given: NaN and infinities included."""
+    code = {32: "f", 64: "d"}[bits]
+    data = b"".join(struct.pack(f"<{len(frame)}{code}", *frame) for frame in frames)
+    return raw_wav(
+        path, channels=len(frames[0]), sample_rate=sample_rate, bits=bits,
+        format_tag=WAVE_FORMAT_IEEE_FLOAT, data=data,
+    )  # fmt: skip
+
+
+def sine_frames(
+    seconds: float, *, channels: int = 2, sample_rate: int = 44100
+) -> list[list[float]]:
+    """The ``TONE`` (440 Hz at half scale) as float frames, for ``float_wav``."""
+    count = round(seconds * sample_rate)
+    return [
+        [0.5 * math.sin(2 * math.pi * TONE_HZ * index / sample_rate)] * channels
+        for index in range(count)
+    ]
+
+
 def unsupported_codecs(directory: Path) -> dict[str, Path]:
     """Audio that decodes but is not accepted: AC-3 in an M4A, WMA, AMR, MP2 named .mp3."""
     source = ("-f", "lavfi", "-i", f"aevalsrc={TONE}:s=44100:d=2")
@@ -400,3 +570,112 @@ def unsupported_codecs(directory: Path) -> dict[str, Path]:
     for path, encode in made.values():
         ffmpeg(*source, *encode, str(path))
     return {name: path for name, (path, _) in made.items()}
+
+
+# DSD, written by hand: ffmpeg decodes DSF and DSDIFF but cannot encode them.
+
+DSD64_RATE = 2_822_400
+# ffmpeg decodes DSD to PCM at an eighth of the bit rate.
+DSD_PCM_RATE = DSD64_RATE // 8
+# A tone whose period is a whole number of bytes, so one period of modulated bits can be
+# repeated: 2822400 / 6400 = 441 Hz, 800 bytes a period.
+DSD_TONE_PERIOD_BITS = 6400
+DSD_TONE_HZ = DSD64_RATE / DSD_TONE_PERIOD_BITS
+DSD_TONE_AMPLITUDE = 0.5
+# Periods the modulator runs before the one kept, so its state has settled.
+DSD_SETTLE_PERIODS = 3
+DSF_BLOCK_BYTES = 4096  # per channel, fixed by the DSF specification
+DSF_HEADER_BYTES = 28 + 52 + 12  # the "DSD ", "fmt " and "data" chunk headers
+
+
+def dsd_tone_period(amplitude: float = DSD_TONE_AMPLITUDE) -> list[int]:
+    """One period of a 441 Hz sine as DSD64 bits (0 or 1), by a second-order sigma-delta
+    modulator: the noise it makes is pushed far above the audio band, as in real DSD."""
+    first = second = 0.0
+    bits: list[int] = []
+    for index in range(DSD_TONE_PERIOD_BITS * (DSD_SETTLE_PERIODS + 1)):
+        wanted = amplitude * math.sin(2 * math.pi * index / DSD_TONE_PERIOD_BITS)
+        out = 1.0 if second >= 0 else -1.0
+        first += wanted - out
+        second += first - out
+        bits.append(1 if out > 0 else 0)
+    return bits[-DSD_TONE_PERIOD_BITS:]
+
+
+def _pack_bits(bits: list[int], *, lsb_first: bool) -> bytes:
+    packed = bytearray()
+    for start in range(0, len(bits), 8):
+        byte = 0
+        for offset, bit in enumerate(bits[start : start + 8]):
+            byte |= bit << (offset if lsb_first else 7 - offset)
+        packed.append(byte)
+    return bytes(packed)
+
+
+def dsd_tone(directory: Path, fmt: str, *, seconds: float = 1.0, channels: int = 2) -> Path:
+    """``seconds`` of the 441 Hz tone as DSD64 in ``fmt``: "dsf" or "dff" (DSDIFF)."""
+    period_bytes = len(dsd_tone_period()) // 8
+    byte_count = round(seconds * DSD64_RATE / 8)
+    repeats = -(-byte_count // period_bytes)
+    if fmt == "dsf":
+        one_channel = (_pack_bits(dsd_tone_period(), lsb_first=True) * repeats)[:byte_count]
+        return _write_dsf(directory / "tone.dsf", [one_channel] * channels)
+    if fmt == "dff":
+        one_channel = (_pack_bits(dsd_tone_period(), lsb_first=False) * repeats)[:byte_count]
+        return _write_dff(directory / "tone.dff", [one_channel] * channels)
+    raise ValueError(f"not a DSD format: {fmt}")
+
+
+def _write_dsf(path: Path, channel_data: list[bytes]) -> Path:
+    """A DSF file: each channel in 4096-byte blocks, the blocks of the channels taking turns,
+    the last block padded with zeros as the specification asks (readers stop at
+    the sample count)."""
+    channels = len(channel_data)
+    length = len(channel_data[0])
+    blocks = -(-length // DSF_BLOCK_BYTES)
+    padded = [data.ljust(blocks * DSF_BLOCK_BYTES, b"\x00") for data in channel_data]
+    data = b"".join(
+        padded[channel][block * DSF_BLOCK_BYTES : (block + 1) * DSF_BLOCK_BYTES]
+        for block in range(blocks)
+        for channel in range(channels)
+    )
+    channel_type = {1: 1, 2: 2}[channels]  # mono, stereo
+    fmt = struct.pack(
+        "<4sQIIIIIIQII",
+        b"fmt ", 52, 1, 0, channel_type, channels, DSD64_RATE, 1, length * 8,
+        DSF_BLOCK_BYTES, 0,
+    )  # fmt: skip
+    total = DSF_HEADER_BYTES + len(data)
+    head = struct.pack("<4sQQQ", b"DSD ", 28, total, 0)
+    path.write_bytes(head + fmt + struct.pack("<4sQ", b"data", 12 + len(data)) + data)
+    return path
+
+
+def _dff_chunk(chunk_id: bytes, body: bytes) -> bytes:
+    return struct.pack(">4sQ", chunk_id, len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def _write_dff(path: Path, channel_data: list[bytes]) -> Path:
+    """A DSDIFF file holding uncompressed DSD, the channels' bytes interleaved."""
+    channels = len(channel_data)
+    speaker_ids = {1: [b"C   "], 2: [b"SLFT", b"SRGT"]}[channels]
+    compression_name = b"not compressed"
+    properties = b"SND " + b"".join(
+        [
+            _dff_chunk(b"FS  ", struct.pack(">I", DSD64_RATE)),
+            _dff_chunk(b"CHNL", struct.pack(">H", channels) + b"".join(speaker_ids)),
+            _dff_chunk(
+                b"CMPR", b"DSD " + bytes([len(compression_name)]) + compression_name
+            ),
+        ]
+    )
+    interleaved = bytes(byte for frame in zip(*channel_data) for byte in frame)
+    body = b"DSD " + b"".join(
+        [
+            _dff_chunk(b"FVER", struct.pack(">I", 0x01050000)),
+            _dff_chunk(b"PROP", properties),
+            _dff_chunk(b"DSD ", interleaved),
+        ]
+    )
+    path.write_bytes(_dff_chunk(b"FRM8", body))
+    return path

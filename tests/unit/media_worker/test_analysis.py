@@ -118,3 +118,99 @@ def test_progress_rises_to_one(quiet_music: Path, ffmpeg: str) -> None:
     analyse(quiet_music, ffmpeg, progress=fractions.append)
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
+
+
+# DSD: a 1-bit stream with its noise pushed above the audio band. The noise is real content
+# of the decoded PCM, and our meter and ebur128's see its peaks through different
+# interpolators, so the true peak is compared more loosely.
+DSD_TRUE_PEAK_TOLERANCE_DB = 0.5
+
+
+@pytest.mark.parametrize("fmt", ["dsf", "dff"])
+def test_dsd_decodes_to_its_length_loudness_and_waveform(
+    fmt: str, tmp_path: Path, ffmpeg: str
+) -> None:
+    path = audio_fixtures.dsd_tone(tmp_path, fmt, seconds=1.0)
+    analysis = analyse(path, ffmpeg, waveform_buckets=100)
+    loudness, true_peak = audio_fixtures.measure_loudness(path)
+    assert analysis.info.pcm_sample_rate == audio_fixtures.DSD_PCM_RATE
+    assert analysis.duration_ms == pytest.approx(1000, abs=DURATION_TOLERANCE_MS)
+    assert analysis.loudness.integrated_lufs == pytest.approx(loudness, abs=LOUDNESS_TOLERANCE_LU)
+    assert analysis.loudness.true_peak_dbtp == pytest.approx(
+        true_peak, abs=DSD_TRUE_PEAK_TOLERANCE_DB
+    )
+    # The tone's amplitude, with no trace of the ultrasonic noise in the picture.
+    peaks = analysis.waveform.peaks[5:-5]
+    assert min(peaks) >= TONE_FLOOR
+    assert max(peaks) <= audio_fixtures.DSD_TONE_AMPLITUDE + 0.05
+
+
+# Hostile samples: NaN and infinities in float PCM are the file's fault.
+
+SAMPLE_SECONDS = 0.5
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("where", [0.0, 0.5, 1.0])  # the first, a middle, the last sample
+def test_nan_or_infinite_float_samples_are_invalid(
+    bad: float, where: float, tmp_path: Path, ffmpeg: str
+) -> None:
+    frames = audio_fixtures.sine_frames(SAMPLE_SECONDS)
+    index = min(len(frames) - 1, int(where * len(frames)))
+    frames[index][1] = bad  # one sample of one channel
+    path = audio_fixtures.float_wav(tmp_path / "hostile.wav", frames)
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(path, ffmpeg)
+    assert caught.value.code == "invalid_samples"
+    assert caught.value.message
+
+
+def test_nan_in_double_precision_samples_is_invalid(tmp_path: Path, ffmpeg: str) -> None:
+    frames = audio_fixtures.sine_frames(SAMPLE_SECONDS, channels=1)
+    frames[len(frames) // 3][0] = math.nan
+    path = audio_fixtures.float_wav(tmp_path / "hostile64.wav", frames, bits=64)
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(path, ffmpeg)
+    assert caught.value.code == "invalid_samples"
+
+
+def test_finite_float_samples_are_accepted(tmp_path: Path, ffmpeg: str) -> None:
+    frames = audio_fixtures.sine_frames(SAMPLE_SECONDS)
+    frames[len(frames) // 2][1] = 1.0  # full scale, the largest ordinary value
+    path = audio_fixtures.float_wav(tmp_path / "clean.wav", frames)
+    analysis = analyse(path, ffmpeg)
+    assert analysis.info.codec == "pcm_f32le"
+    assert analysis.duration_ms == pytest.approx(SAMPLE_SECONDS * 1000, abs=DURATION_TOLERANCE_MS)
+
+
+def test_hostile_headers_are_rejected_before_any_decoding(tmp_path: Path, ffmpeg: str) -> None:
+    wide = audio_fixtures.raw_wav(
+        tmp_path / "wide.wav", channels=65535, sample_rate=44100, data=bytes(65535 * 2 * 4)
+    )
+    slow = audio_fixtures.raw_wav(tmp_path / "slow.wav", channels=2, sample_rate=1, data=bytes(40))
+    codes = {}
+    for path in (wide, slow):
+        with pytest.raises(RejectedAudio) as caught:
+            analyse(path, ffmpeg)
+        codes[path.name] = caught.value.code
+    assert codes == {"wide.wav": "too_many_channels", "slow.wav": "bad_sample_rate"}
+
+
+def test_the_limits_are_passed_to_the_probe(tmp_path: Path, ffmpeg: str) -> None:
+    path = audio_fixtures.synthesise(tmp_path, "quad", "wav16", channels=4, seconds=0.5)
+    assert analyse(path, ffmpeg, max_channels=4).info.channels == 4
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(path, ffmpeg, max_channels=2)
+    assert caught.value.code == "too_many_channels"
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(path, ffmpeg, min_sample_rate=48000)
+    assert caught.value.code == "bad_sample_rate"
+
+
+def test_float_samples_too_large_to_be_sound_are_invalid(tmp_path: Path, ffmpeg: str) -> None:
+    frames = audio_fixtures.sine_frames(SAMPLE_SECONDS)
+    frames[100][0] = 1e30  # finite, but its power overflows
+    path = audio_fixtures.float_wav(tmp_path / "huge.wav", frames)
+    with pytest.raises(RejectedAudio) as caught:
+        analyse(path, ffmpeg)
+    assert caught.value.code == "invalid_samples"

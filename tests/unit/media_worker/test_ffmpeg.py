@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 import threading
@@ -21,9 +22,12 @@ from media_worker.ffmpeg import (
 SINE_SECONDS = 2
 SAMPLE_RATE = 8000
 
-# Stands in for ffmpeg: logs its start and end (with its pid) and sleeps in between.
+# Stands in for ffmpeg: logs its start and end (with its pid) and sleeps in between. It
+# ignores SIGTERM and SIGINT, so only SIGKILL can stop it early.
 FAKE_FFMPEG = """\
-import os, sys, time
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 log, seconds = sys.argv[-2], float(sys.argv[-1])
 with open(log, "a") as f:
     f.write(f"start {time.time()} {os.getpid()}\\n")
@@ -104,15 +108,24 @@ def test_the_timeout_kills_a_real_ffmpeg(ffmpeg: str) -> None:
         )  # fmt: skip
     assert time.monotonic() - started < 5
     assert caught.value.code == "ffmpeg_timeout"
+    assert caught.value.returncode == -signal.SIGKILL
 
 
-def test_the_timeout_leaves_no_process_behind(fake_ffmpeg: str, tmp_path: Path) -> None:
+def test_the_timeout_kills_the_process_and_leaves_none_behind(
+    fake_ffmpeg: str, tmp_path: Path
+) -> None:
     log = tmp_path / "runs.log"
-    with pytest.raises(FFmpegTimeout):
+    started = time.monotonic()
+    with pytest.raises(FFmpegTimeout) as caught:
         run_ffmpeg([str(log), "30"], ffmpeg=fake_ffmpeg, timeout=1.0)
-    pid = int(log.read_text().split()[2])
+    # Ended by SIGKILL (the fake ignores gentler signals), not by finishing its sleep:
+    # a run that merely waited for it would last 30 s and log an "end".
+    assert caught.value.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 10
+    events = log.read_text().split()
+    assert events[0] == "start" and "end" not in events
     with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+        os.kill(int(events[2]), 0)
 
 
 def test_a_cap_never_lets_more_processes_run_at_once(fake_ffmpeg: str, tmp_path: Path) -> None:

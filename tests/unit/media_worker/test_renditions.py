@@ -202,3 +202,18 @@ def test_plan_gain_takes_other_targets() -> None:
 )  # fmt: skip
 def test_mp3_sample_rate(source: int, mp3: int) -> None:
     assert mp3_sample_rate(source) == mp3
+
+
+@pytest.mark.parametrize("fmt", ["dsf", "dff"])
+def test_dsd_masters_are_rendered_from_their_pcm(fmt: str, tmp_path: Path, ffmpeg: str) -> None:
+    master = audio_fixtures.dsd_tone(tmp_path, fmt, seconds=1.0)
+    renditions = render(master, ffmpeg, tmp_path)
+    # DSD64 decodes at 352.8 kHz, of the 44.1 kHz family.
+    assert MP3(renditions.mp3_path).info.sample_rate == 44_100
+    for output in (renditions.opus_path, renditions.mp3_path):
+        loudness, true_peak = audio_fixtures.measure_loudness(output)
+        assert loudness == pytest.approx(TARGET_LUFS, abs=LOUDNESS_TOLERANCE_LU)
+        assert true_peak <= TRUE_PEAK_LIMIT
+        assert audio_fixtures.decoded_duration_ms(output) == pytest.approx(
+            1000, abs=DURATION_TOLERANCE_MS
+        )

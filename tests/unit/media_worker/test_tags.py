@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mutagen.apev2 import APEv2
 from mutagen.flac import FLAC
 from mutagen.mp4 import MP4
 
@@ -270,3 +271,52 @@ def test_untagged_audio_and_non_audio_give_empty_tags(
     assert read_tags(formats["wav16"]) == Tags()
     assert read_tags(audio_fixtures.zip_named_wav(tmp_path)) == Tags()
     assert read_tags(audio_fixtures.empty_file(tmp_path)) == Tags()
+
+
+@pytest.mark.parametrize("fmt", ["dsf", "dff"])
+def test_dsd_id3_tags_yield_every_field(fmt: str, tmp_path: Path) -> None:
+    path = audio_fixtures.dsd_tone(tmp_path, fmt, seconds=0.1)
+    audio_fixtures.write_tags(path, fmt, FULL_TAGS, [SMALL_FRONT, LARGE_BACK, LARGE_FRONT])
+    tags = read_tags(path)
+    assert tags.cover is not None and tags.cover.data == LARGE_FRONT.data
+    assert tags == Tags(**{**EXPECTED.__dict__, "cover": tags.cover})
+
+
+def test_asf_attributes_yield_every_field(tmp_path: Path) -> None:
+    # WMA Lossless has no encoder; its tags are ASF attributes like any WMA's.
+    path = audio_fixtures.wma(tmp_path)
+    audio_fixtures.write_tags(path, "asf", FULL_TAGS, [SMALL_FRONT, LARGE_BACK, LARGE_FRONT])
+    tags = read_tags(path)
+    assert tags.cover is not None
+    assert (tags.cover.data, tags.cover.mime, tags.cover.width) == (
+        LARGE_FRONT.data, "image/png", 200
+    )
+    assert tags == Tags(**{**EXPECTED.__dict__, "cover": tags.cover})
+
+
+def test_an_ape_cover_gets_its_type_from_its_content(
+    formats: dict[str, Path], tmp_path: Path
+) -> None:
+    path = Path(shutil.copy(formats["wavpack"], tmp_path / "covered.wv"))
+    audio_fixtures.write_tags(path, "wavpack", {}, [LARGE_BACK])
+    cover = read_tags(path).cover
+    assert cover is not None
+    assert (cover.data, cover.mime, cover.picture_type) == (LARGE_BACK.data, "image/jpeg", 4)
+
+
+def test_raw_adts_with_an_ape_tag_at_the_end_is_read(
+    formats: dict[str, Path], tmp_path: Path
+) -> None:
+    path = Path(shutil.copy(formats["adts_aac"], tmp_path / "ape-tagged.aac"))
+    tag = APEv2()
+    tag["Title"] = "Tagged at the end"
+    tag["Track"] = "3/9"
+    tag.save(path)
+    tags = read_tags(path)
+    assert (tags.title, tags.track_number, tags.track_total) == ("Tagged at the end", 3, 9)
+
+
+@pytest.mark.parametrize("fmt", ["adts_aac", "wavpack", "ogg_flac"])
+def test_untagged_new_formats_give_empty_tags(fmt: str, tmp_path: Path) -> None:
+    path = audio_fixtures.synthesise(tmp_path, "bare", fmt, seconds=0.2, expression="0")
+    assert read_tags(path) == Tags()

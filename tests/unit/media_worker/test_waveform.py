@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from array import array
 
 import pytest
@@ -57,3 +58,23 @@ def test_nothing_streamed_gives_a_flat_line() -> None:
 def test_a_waveform_needs_a_bucket() -> None:
     with pytest.raises(ValueError):
         EnvelopeReader(0, 100)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_value_anywhere_marks_the_envelope_invalid(bad: float) -> None:
+    powers = [0.25] * ENVELOPE_SAMPLE_RATE
+    powers[-1] = bad
+    reader = EnvelopeReader(BUCKETS, len(powers))
+    data = envelope_bytes(powers)
+    reader.feed(data[: len(data) // 2])
+    assert reader.finite
+    reader.feed(data[len(data) // 2 :])
+    assert not reader.finite
+    reader.feed(envelope_bytes([0.25] * 10))  # later clean values do not clear it
+    assert not reader.finite
+
+
+def test_large_finite_powers_stay_valid() -> None:
+    reader = EnvelopeReader(BUCKETS, ENVELOPE_SAMPLE_RATE)
+    reader.feed(envelope_bytes([3e38] * ENVELOPE_SAMPLE_RATE))  # near float32's largest
+    assert reader.finite
