@@ -24,8 +24,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from app.extensions import db
-from media_worker.queue import RQ_SERIALIZER, JobQueue, get_queue
-from media_worker.worker import MegaboxWorker, build_worker
+from app.jobs import JobQueue, get_queue
+from app.jobs.rq_queue import RQ_SERIALIZER, MegaboxWorker, build_worker
 from tests.conftest import TEST_REDIS_URL
 
 DRAIN_TIMEOUT_SECONDS = 15.0

@@ -16,7 +16,7 @@ from flask import current_app
 
 from app.accounts.models import User
 from app.extensions import db
-from media_worker.queue import TransientJobError, on_failure
+from app.jobs import TransientJobError, on_failure
 
 GATE_TIMEOUT_SECONDS = 10.0
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from media_worker.queue import InProcessJobQueue, RQJobQueue, get_queue
+from app.jobs import get_queue
+from app.jobs.inprocess import InProcessJobQueue
+from app.jobs.rq_queue import RQJobQueue
 
 
 def test_without_redis_jobs_run_in_process(make_app: Any) -> None:

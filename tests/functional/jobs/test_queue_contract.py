@@ -9,7 +9,7 @@ import pytest
 
 from app.accounts.models import User
 from app.extensions import db
-from media_worker.queue import enqueue_after_commit
+from app.jobs import enqueue_after_commit
 from tests.factories import UserFactory
 from tests.functional.jobs.sample_jobs import open_gate, runs_of
 

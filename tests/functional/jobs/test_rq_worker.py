@@ -15,8 +15,8 @@ from flask import Flask
 
 from app.accounts.models import User
 from app.extensions import db
-from media_worker.queue import enqueue_after_commit, queue_name
-from media_worker.worker import worker_command
+from app.jobs import enqueue_after_commit, queue_name
+from app.jobs.worker import worker_command
 from tests.factories import UserFactory
 from tests.functional.jobs.sample_jobs import runs_of
 
@@ -26,7 +26,7 @@ WORKER_TIMEOUT_SECONDS = 60.0
 
 
 def _worker_command(app: Flask) -> list[str]:
-    return [sys.executable, "-m", "media_worker.worker", "--queue", queue_name(app)]
+    return [sys.executable, "-m", "app.jobs.worker", "--queue", queue_name(app)]
 
 
 def _worker_env(app: Flask) -> dict[str, str]:
@@ -44,7 +44,7 @@ def _worker_env(app: Flask) -> dict[str, str]:
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Any]:
-    """Start ``python -m media_worker.worker`` processes; they get SIGTERM afterwards."""
+    """Start ``python -m app.jobs.worker`` processes; they get SIGTERM afterwards."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(app: Flask) -> subprocess.Popen[bytes]:
