@@ -7,13 +7,15 @@ import secrets
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from marshmallow import ValidationError
 
 from app.accounts import service as accounts
+from app.accounts.schemas import SignupSchema
 from app.catalog import service
 from app.catalog.demo import DEMO_LOGINS, seed_demo_catalogue
 from app.catalog.errors import SlugTaken
 from app.catalog.schemas import ArtistSchema
+from app.cli import CommandError, load_input
+from app.errors import DomainError
 from app.extensions import db
 
 artists_cli = AppGroup("artists", help="Manage artist profiles.")
@@ -26,11 +28,9 @@ demo_cli = AppGroup("demo", help="The demo catalogue.")
 @click.option("--email", help="The owning user's e-mail; created when there is no such user.")
 def create_artist(slug: str, name: str, email: str | None) -> None:
     """Create an artist profile, and its owning user if needed."""
-    try:
-        data = ArtistSchema().load({"slug": slug, "name": name})
-    except ValidationError as exc:
-        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages_dict.items())
-        raise click.ClickException(problems) from None
+    data = load_input(ArtistSchema(), {"slug": slug, "name": name})
+    if email is not None:
+        email = load_input(SignupSchema(only=("email",)), {"email": email})["email"]
     email = email or f"{slug}@artists.megabox.invalid"
     owner = accounts.find_user_by_email(db.session, email)
     password = None
@@ -40,7 +40,7 @@ def create_artist(slug: str, name: str, email: str | None) -> None:
     try:
         artist = service.create_artist(db.session, owner, data)
     except SlugTaken as exc:
-        raise click.ClickException(exc.message) from None
+        raise CommandError(exc.message) from None
     db.session.commit()
     click.echo(f"Created artist {artist.slug!r} ({artist.name}) owned by {owner.email}.")
     if password:
@@ -51,9 +51,10 @@ def create_artist(slug: str, name: str, email: str | None) -> None:
 @click.option("--no-audio", is_flag=True, help="Skip synthesising and processing the audio.")
 def seed(no_audio: bool) -> None:
     """Create the demo users and catalogue (running it again changes nothing)."""
-    if not no_audio:
-        click.echo("Seeding the demo catalogue; synthesising and processing its audio …")
-    created = seed_demo_catalogue(db.session, current_app.config, audio=not no_audio, report=click.echo)
+    try:
+        created = seed_demo_catalogue(db.session, current_app.config, audio=not no_audio, report=click.echo)
+    except DomainError as exc:  # e.g. an operator took a demo artist's address
+        raise CommandError(f"cannot seed the demo: {exc.message}") from None
     db.session.commit()
     click.echo("Seeded the demo catalogue." if created else "The demo catalogue is already there.")
     for role, (email, password) in DEMO_LOGINS.items():

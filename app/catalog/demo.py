@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.accounts import service as accounts
 from app.catalog import service
 from app.catalog.models import PricingMode, ReleaseType
-from app.ingest import service as ingest
+from app.ingest import uploads as ingest
 from media_worker.ffmpeg import ffmpeg_path
 
 DEMO_LOGINS = {
@@ -82,6 +82,8 @@ def seed_demo_catalogue(
     email, password = DEMO_LOGINS["artist"]
     if accounts.find_user_by_email(session, email) is not None:
         return False
+    if audio:
+        report("Seeding the demo catalogue; synthesising and processing its audio …")
     owner = accounts.create_user(session, email, password, "Demo Artist")
     listener_email, listener_password = DEMO_LOGINS["listener"]
     accounts.create_user(session, listener_email, listener_password, "Demo Listener")
@@ -130,8 +132,9 @@ def _synthesise(folder: Path, config: Any, title: str, album: str, number: int, 
 
 
 def _process(uploads: list[tuple[str, str]], report: Callable[[str], None]) -> None:
-    from media_worker.pipeline import process_upload
+    from app.ingest.uploads import PROCESS_JOB
+    from app.jobs.runner import perform_job
 
     for index, (upload_id, title) in enumerate(uploads, start=1):
         report(f"  [{index}/{len(uploads)}] {title}")
-        process_upload(upload_id)
+        perform_job(PROCESS_JOB, (upload_id,), final_attempt=True)  # as a worker runs it

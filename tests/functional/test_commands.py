@@ -1,6 +1,6 @@
 from sqlalchemy import func, select
 
-from app.accounts.models import User
+from app.accounts.models import ApiToken, User
 from app.catalog.models import Artist, Release
 from tests.factories import ArtistFactory, UserFactory
 
@@ -12,10 +12,45 @@ def test_create_admin_makes_an_administrator(runner, session):
     assert user.is_admin and user.password_hash.startswith("$argon2")
 
 
-def test_create_admin_refuses_a_short_password(runner, session):
+def test_create_admin_refuses_a_short_password_in_one_line(runner, session):
     result = runner.invoke(args=["users", "create-admin", "ops@example.test", "--password", "short"])
-    assert result.exit_code == 2 and "at least 10 characters" in result.output
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "megabox: password: Use 10 to 1024 characters.\n"
     assert session.scalar(select(User)) is None
+
+
+def test_create_admin_refuses_a_bad_email_in_one_line(runner, session):
+    result = runner.invoke(args=["users", "create-admin", "not-an-email", "--password", "a-long-password"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "megabox: email: Not a valid email address.\n"
+    assert session.scalar(select(User)) is None
+
+
+def test_create_admin_promotes_an_existing_user(runner, session):
+    user = UserFactory(email="someone@example.test")
+    result = runner.invoke(args=["users", "create-admin", "Someone@Example.test", "--password", "a-long-password"])
+    assert result.exit_code == 0 and "now an administrator" in result.output
+    session.refresh(user)
+    assert user.is_admin and session.scalar(select(func.count(User.id))) == 1
+
+
+def test_users_token_prints_a_token_that_authenticates_the_api(runner, client, session):
+    user = UserFactory(email="script@example.test")
+    result = runner.invoke(args=["users", "token", "script@example.test", "--name", "nightly export"])
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip()
+    assert secret.startswith("mbx_") and result.stdout == secret + "\n"
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    assert me.status_code == 200 and me.get_json()["email"] == "script@example.test"
+    token = session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+    assert token.name == "nightly export" and token.last_used_at is not None
+
+
+def test_users_token_for_an_unknown_email_is_one_line(runner, session):
+    result = runner.invoke(args=["users", "token", "nobody@example.test"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "megabox: no user has the e-mail address nobody@example.test\n"
+    assert session.scalar(select(ApiToken)) is None
 
 
 def test_artists_create_makes_the_owner_when_needed(runner, session):
@@ -33,12 +68,16 @@ def test_artists_create_reuses_an_existing_user(runner, session):
     assert session.scalar(select(Artist).where(Artist.slug == "second")).owner_id == user.id
 
 
-def test_artists_create_reports_bad_input_without_a_traceback(runner):
+def test_artists_create_reports_bad_input_in_one_line(runner, session):
     ArtistFactory(slug="taken")
     bad_slug = runner.invoke(args=["artists", "create", "Bad Slug!", "--name", "X"])
-    assert bad_slug.exit_code == 1 and "slug:" in bad_slug.output and "Traceback" not in bad_slug.output
+    assert bad_slug.exit_code == 1 and bad_slug.stderr.startswith("megabox: slug:")
+    assert len(bad_slug.stderr.splitlines()) == 1 and "Traceback" not in bad_slug.output
     taken = runner.invoke(args=["artists", "create", "taken", "--name", "X"])
-    assert taken.exit_code == 1 and "is taken" in taken.output
+    assert taken.exit_code == 1 and taken.stderr == "megabox: The address 'taken' is taken.\n"
+    assert session.scalar(select(func.count(Artist.id))) == 1
+    bad_email = runner.invoke(args=["artists", "create", "fine", "--name", "X", "--email", "nope"])
+    assert bad_email.exit_code == 1 and bad_email.stderr == "megabox: email: Not a valid email address.\n"
 
 
 def test_demo_seed_is_idempotent(runner, session):
@@ -46,9 +85,17 @@ def test_demo_seed_is_idempotent(runner, session):
     assert first.exit_code == 0 and "artist@demo.megabox.test" in first.output
     count = session.scalar(select(func.count(Release.id)))
     assert count >= 3
-    second = runner.invoke(args=["demo", "seed", "--no-audio"])
-    assert second.exit_code == 0 and "already there" in second.output
+    second = runner.invoke(args=["demo", "seed"])
+    assert second.exit_code == 0 and "already there" in second.output and "Seeding" not in second.output
     assert session.scalar(select(func.count(Release.id))) == count
+
+
+def test_demo_seed_reports_a_taken_address_in_one_line(runner, session):
+    ArtistFactory(slug="aurora-lines")
+    result = runner.invoke(args=["demo", "seed", "--no-audio"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "megabox: cannot seed the demo: The address 'aurora-lines' is taken.\n"
+    assert session.scalar(select(func.count(Release.id))) == 0
 
 
 def test_demo_seed_makes_playable_tracks(runner, session, client, monkeypatch):
