@@ -14,10 +14,9 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import ScriptInfo, with_appcontext
+from flask.cli import with_appcontext
 
 from app.jobs import queue_name
-from config import ConfigurationError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -48,19 +47,11 @@ def worker_command(burst: bool, queue_names: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    """``python -m app.jobs.worker``: the worker command without the ``megabox`` script."""
-    from app import create_app
+    """``python -m app.jobs.worker``: ``megabox worker`` without the script, with its checks."""
+    from app.cli import main as megabox
 
-    def load_app() -> Flask:
-        try:
-            return create_app()
-        except ConfigurationError as exc:
-            click.echo(f"megabox worker: {exc}", err=True)
-            sys.exit(1)
-
-    worker_command.main(
-        prog_name="python -m app.jobs.worker", obj=ScriptInfo(create_app=load_app)
-    )
+    sys.argv[1:1] = ["worker"]
+    megabox()
 
 
 if __name__ == "__main__":
