@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from app.catalog.models import PricingMode, ReleaseType, TrackStatus
+from app.catalog.service import max_price_minor, price_problem
+from app.ledger.errors import AmountProblem, InvalidAmount
 from app.ledger.money import CURRENCY_EXPONENTS, parse_amount
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
@@ -21,17 +32,35 @@ def _known_currency(value: str) -> None:
         )
 
 
-def check_price_limit(minor: int) -> None:
-    """Raises ValidationError for a price above MEGABOX_MAX_PRICE_MINOR."""
-    limit = current_app.config["MAX_PRICE_MINOR"]
-    if minor > limit:
-        raise ValidationError(f"A price can be at most {limit} minor units.")
+def check_price_limit(minor: int, currency: str) -> None:
+    """The friendly twin of the service's guard: raises ValidationError for a price outside
+    0..MEGABOX_MAX_PRICE_MINOR, written in the currency ("at most $100,000.00")."""
+    problem = price_problem(minor, currency, max_price_minor(current_app.config))
+    if problem:
+        raise ValidationError(problem)
+
+
+def read_typed_price(text: str | None, currency: str) -> int:
+    """A price typed into a form, in minor units; blank means zero.
+
+    Raises ValidationError with a message for people (see ``parse_amount`` for the grammar).
+    """
+    try:
+        minor = parse_amount((text or "").strip() or "0", currency)
+    except InvalidAmount as exc:
+        if exc.problem is AmountProblem.NEGATIVE:
+            raise ValidationError("A price cannot be negative.") from None
+        raise ValidationError(exc.message) from None
+    check_price_limit(minor, currency)
+    return minor
 
 
 def _price(**kwargs: Any) -> fields.Integer:
+    # The limit depends on the currency, so ReleaseSchema checks it with both in hand, and the
+    # service checks it in every case.
     return fields.Integer(
         strict=True,
-        validate=[validate.Range(min=0, error="A price cannot be negative."), check_price_limit],
+        validate=validate.Range(min=0, error="A price cannot be negative."),
         **kwargs,
     )
 
@@ -112,6 +141,21 @@ class ReleaseSchema(Schema):
             data["currency"] = data["currency"].strip().upper()
         return data
 
+    @validates_schema
+    def _prices_within_limit(self, data: dict[str, Any], **kwargs: Any) -> None:
+        currency = data.get("currency")
+        if currency not in CURRENCY_EXPONENTS:
+            return  # a partial update keeps the release's currency; the service checks then
+        errors: dict[str, list[str]] = {}
+        for field in ("price_minor", "minimum_price_minor"):
+            if field in data:
+                try:
+                    check_price_limit(data[field], currency)
+                except ValidationError as exc:
+                    errors[field] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
 
 class ReleaseUpdateSchema(ReleaseSchema):
     """PATCH body: every field optional, and a release never changes artist."""
@@ -174,19 +218,11 @@ class ReleaseForm(_FormSchema):
             errors["currency"] = [f"Unknown currency {currency!r}."]
         data["currency"] = currency
         for field, target in (("price", "price_minor"), ("minimum_price", "minimum_price_minor")):
-            text = (data.pop(field) or "0").strip() or "0"
+            text = data.pop(field)
             if "currency" in errors:
                 continue
             try:
-                data[target] = parse_amount(text, currency)
-            except ValueError as exc:
-                errors[field] = [f"{exc}."]
-                continue
-            if data[target] < 0:
-                errors[field] = ["A price cannot be negative."]
-                continue
-            try:
-                check_price_limit(data[target])
+                data[target] = read_typed_price(text, currency)
             except ValidationError as exc:
                 errors[field] = exc.messages
         date_text = data.pop("release_date").strip()
@@ -221,16 +257,16 @@ def load_track_form(form: Any, currency: str) -> dict[str, Any]:
 
     Raises ValidationError with inline messages.
     """
-    data = TrackForm().load(form)
-    text = (data.pop("price") or "0").strip() or "0"
+    errors: dict[str, Any] = {}
     try:
-        data["price_minor"] = parse_amount(text, currency)
-    except ValueError as exc:
-        raise ValidationError({"price": [f"{exc}."]}) from None
-    if data["price_minor"] < 0:
-        raise ValidationError({"price": ["A price cannot be negative."]})
-    try:
-        check_price_limit(data["price_minor"])
+        data = TrackForm().load(form)
     except ValidationError as exc:
-        raise ValidationError({"price": exc.messages}) from None
+        errors = exc.messages_dict
+        data = {"price": form.get("price")}
+    try:
+        data["price_minor"] = read_typed_price(data.pop("price"), currency)
+    except ValidationError as exc:
+        errors["price"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
     return data

@@ -1,11 +1,19 @@
-"""Catalogue rules: ownership, pricing, publishing, browse and search. Callers commit."""
+"""Catalogue rules: ownership, pricing, publishing, browse and search. Callers commit.
+
+Prices are checked here whoever calls: 0 <= price <= ``MAX_PRICE_MINOR`` (the setting, in
+minor units of the release's currency), a fixed price above zero, and a name-your-price
+minimum no higher than the suggested price. The functions that set prices take the settings
+as ``config``; without it they read the running app's settings, so older callers stay guarded.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
@@ -19,7 +27,7 @@ from app.catalog.errors import (
 )
 from app.catalog.models import Artist, PricingMode, Release, ReleaseType, Track
 from app.ingest import media
-from app.ledger.money import CURRENCY_EXPONENTS
+from app.ledger.money import CURRENCY_EXPONENTS, Money
 from app.timestamps import utcnow
 
 RELEASE_FIELDS = (
@@ -35,6 +43,8 @@ RELEASE_DEFAULTS = {
 }  # fmt: skip
 TRACK_FIELDS = ("title", "position", "isrc", "explicit", "price_minor", "sold_separately")
 ARTIST_FIELDS = ("name", "bio", "avatar_url")
+# The database's unique key on artists.slug (migration 0001); it settles races the pre-check loses.
+ARTIST_SLUG_KEY = "uq_artists_slug"
 
 
 # Ownership ------------------------------------------------------------------------------
@@ -66,13 +76,36 @@ def get_artist(session: Session, slug: str) -> Artist:
 
 
 def create_artist(session: Session, owner: User, data: Mapping[str, Any]) -> Artist:
-    """Create an artist profile owned by ``owner``. Raises SlugTaken."""
+    """Create an artist profile owned by ``owner``, flushed so the database has judged its slug.
+
+    Raises SlugTaken when the slug is in use, also when another request took it between the
+    check and the insert. After such a race the session's transaction has been rolled back
+    by the failed flush, so the caller must roll back before using the session again (the
+    request's unit of work does).
+    """
     slug = data["slug"]
     if session.scalar(select(Artist.id).where(Artist.slug == slug)) is not None:
-        raise SlugTaken(f"The address {slug!r} is taken.", {"slug": ["That address is taken."]})
+        raise _slug_taken(slug)
     artist = Artist(owner=owner, slug=slug, **{k: data[k] for k in ARTIST_FIELDS if k in data})
     session.add(artist)
+    try:
+        # The check above cannot see a concurrent insert; the unique key can, at this flush.
+        session.flush()
+    except IntegrityError as exc:
+        if not _violates(exc, ARTIST_SLUG_KEY, "artists.slug"):
+            raise
+        raise _slug_taken(slug) from None
     return artist
+
+
+def _slug_taken(slug: str) -> SlugTaken:
+    return SlugTaken(f"The address {slug!r} is taken.", {"slug": ["That address is taken."]})
+
+
+def _violates(exc: IntegrityError, constraint: str, column: str) -> bool:
+    """Whether ``exc`` broke a unique key: PostgreSQL names the constraint, SQLite the column."""
+    reason = str(exc.orig)
+    return constraint in reason or f"UNIQUE constraint failed: {column}" in reason
 
 
 def update_artist(user: User, artist: Artist, data: Mapping[str, Any]) -> Artist:
@@ -98,15 +131,44 @@ def list_artists(session: Session, limit: int, offset: int = 0) -> list[Artist]:
 # Pricing --------------------------------------------------------------------------------
 
 
-def check_pricing(mode: PricingMode, price: int, minimum: int, currency: str) -> None:
-    """Raises InvalidPricing, naming each bad field, unless the combination is sellable."""
+def max_price_minor(config: Mapping[str, Any] | None = None) -> int:
+    """The highest price in minor units: ``MAX_PRICE_MINOR`` from ``config``, else the app's."""
+    settings = current_app.config if config is None else config
+    return int(settings["MAX_PRICE_MINOR"])
+
+
+def price_problem(value: Any, currency: str, limit: int, what: str = "A price") -> str | None:
+    """Why ``value`` cannot be a price in ``currency`` up to ``limit``, for people, or None."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"{what} must be a whole number of minor units (cents)."
+    if value < 0:
+        return f"{what} cannot be negative."
+    if value > limit:
+        return f"{what} can be at most {_amount_for_people(limit, currency)}."
+    return None
+
+
+def _amount_for_people(minor: int, currency: str) -> str:
+    if currency in CURRENCY_EXPONENTS:
+        return Money(minor, currency).format()
+    return f"{minor:,} minor units"
+
+
+def check_pricing(mode: PricingMode, price: int, minimum: int, currency: str, limit: int) -> None:
+    """Check a release's price, minimum and currency, with ``limit`` the highest price allowed.
+
+    Raises InvalidPricing, naming each bad field, unless the combination is sellable.
+    """
     errors: dict[str, list[str]] = {}
     if currency not in CURRENCY_EXPONENTS:
         errors["currency"] = [f"Unknown currency {currency!r}."]
-    if price < 0:
-        errors["price_minor"] = ["A price cannot be negative."]
-    if minimum < 0:
-        errors["minimum_price_minor"] = ["A minimum price cannot be negative."]
+    for field, value, what in (
+        ("price_minor", price, "A price"),
+        ("minimum_price_minor", minimum, "A minimum price"),
+    ):
+        problem = price_problem(value, currency, limit, what)
+        if problem:
+            errors[field] = [problem]
     if not errors:
         if mode is PricingMode.FIXED and price == 0:
             errors["price_minor"] = ["A fixed price must be above zero; choose 'free' instead."]
@@ -145,24 +207,37 @@ def editable_release(session: Session, release_id: int, user: User | None) -> Re
     return release
 
 
-def create_release(session: Session, user: User, artist: Artist, data: Mapping[str, Any]) -> Release:
+def create_release(
+    session: Session,
+    user: User,
+    artist: Artist,
+    data: Mapping[str, Any],
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> Release:
     """Create a release for an artist the user owns. Raises NotOwner, InvalidPricing."""
     require_owner(user, artist)
     release = Release()
-    _apply_release(release, data)  # validates before the release joins the session
+    _apply_release(release, data, max_price_minor(config))  # validates before it joins the session
     release.artist = artist
     session.add(release)
     return release
 
 
-def update_release(user: User, release: Release, data: Mapping[str, Any]) -> Release:
-    """Raises NotOwner, InvalidPricing."""
+def update_release(
+    user: User,
+    release: Release,
+    data: Mapping[str, Any],
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> Release:
+    """Change a release; nothing changes if a rule fails. Raises NotOwner, InvalidPricing."""
     require_owner(user, release.artist)
-    _apply_release(release, data)
+    _apply_release(release, data, max_price_minor(config))
     return release
 
 
-def _apply_release(release: Release, data: Mapping[str, Any]) -> None:
+def _apply_release(release: Release, data: Mapping[str, Any], limit: int) -> None:
     merged = {}
     for key in RELEASE_FIELDS:
         current = getattr(release, key)
@@ -173,6 +248,7 @@ def _apply_release(release: Release, data: Mapping[str, Any]) -> None:
         merged["price_minor"],
         merged["minimum_price_minor"],
         merged["currency"] or "",
+        limit,
     )
     was_published = bool(release.published)
     for key, value in merged.items():
@@ -250,12 +326,19 @@ def editable_track(session: Session, track_id: int, user: User | None) -> Track:
     return track
 
 
-def add_track(session: Session, user: User, release: Release, data: Mapping[str, Any]) -> Track:
+def add_track(
+    session: Session,
+    user: User,
+    release: Release,
+    data: Mapping[str, Any],
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> Track:
     """Append a track to a release. Raises NotOwner, InvalidPricing."""
     require_owner(user, release.artist)
     fields = {k: data[k] for k in TRACK_FIELDS if k in data and data[k] is not None}
     fields.setdefault("position", max((t.position for t in release.tracks), default=0) + 1)
-    _check_track_price(fields.get("price_minor", 0))
+    check_track_price(fields.get("price_minor", 0), release.currency, max_price_minor(config))
     track = Track(**fields)
     _lock_typed(track, data)
     release.tracks.append(track)
@@ -263,12 +346,16 @@ def add_track(session: Session, user: User, release: Release, data: Mapping[str,
     return track
 
 
-def update_track(user: User, track: Track, data: Mapping[str, Any]) -> Track:
+def update_track(
+    user: User, track: Track, data: Mapping[str, Any], *, config: Mapping[str, Any] | None = None
+) -> Track:
+    """Change a track; nothing changes if a rule fails. Raises NotOwner, InvalidPricing."""
     require_owner(user, track.release.artist)
+    price = data.get("price_minor", track.price_minor)
+    check_track_price(price, track.release.currency, max_price_minor(config))
     for key in TRACK_FIELDS:
         if key in data:
             setattr(track, key, data[key])
-    _check_track_price(track.price_minor)
     _lock_typed(track, data)
     return track
 
@@ -279,9 +366,11 @@ def _lock_typed(item: Release | Track, data: Mapping[str, Any]) -> None:
     item.locked_fields = sorted(set(item.locked_fields or ()) | typed)
 
 
-def _check_track_price(price_minor: int) -> None:
-    if price_minor < 0:
-        raise InvalidPricing("A price cannot be negative.", {"price_minor": ["A price cannot be negative."]})
+def check_track_price(price_minor: int, currency: str, limit: int) -> None:
+    """Raises InvalidPricing unless 0 <= price_minor <= limit."""
+    problem = price_problem(price_minor, currency, limit)
+    if problem:
+        raise InvalidPricing(problem, {"price_minor": [problem]})
 
 
 def delete_track(session: Session, user: User, track: Track) -> None:

@@ -122,7 +122,9 @@ def new_release(slug: str):
     service.require_owner(current_user, found)
 
     def save(data: dict) -> str:
-        created = service.create_release(db.session, current_user, found, data)
+        created = service.create_release(
+            db.session, current_user, found, data, config=current_app.config
+        )
         db.session.flush()  # the new release needs its id for the redirect
         return url_for("catalog.edit_release", release_id=created.id)
 
@@ -135,7 +137,7 @@ def edit_release(release_id: int):
     found = service.editable_release(db.session, release_id, current_user)
 
     def save(data: dict) -> str:
-        service.update_release(current_user, found, data)
+        service.update_release(current_user, found, data, config=current_app.config)
         return url_for("catalog.edit_release", release_id=found.id)
 
     return _form_page(
@@ -160,7 +162,7 @@ def new_track(release_id: int):
     found = service.editable_release(db.session, release_id, current_user)
 
     def save(data: dict) -> str:
-        service.add_track(db.session, current_user, found, data)
+        service.add_track(db.session, current_user, found, data, config=current_app.config)
         return url_for("catalog.edit_release", release_id=found.id)
 
     load = lambda: load_track_form(request.form, found.currency)  # noqa: E731
@@ -173,7 +175,7 @@ def edit_track(track_id: int):
     found = service.editable_track(db.session, track_id, current_user)
 
     def save(data: dict) -> str:
-        service.update_track(current_user, found, data)
+        service.update_track(current_user, found, data, config=current_app.config)
         return url_for("catalog.edit_release", release_id=found.release_id)
 
     load = lambda: load_track_form(request.form, found.release.currency)  # noqa: E731

@@ -65,8 +65,8 @@ def test_bad_pricing_in_the_form_is_shown_inline_and_nothing_is_saved(client, au
         ({"pricing_mode": "name_your_price", "price": "2", "minimum_price": "5"},
          "The minimum cannot be above the suggested price."),
         ({"currency": "ABC"}, "Unknown currency &#39;ABC&#39;."),
-        ({"price": "1.234"}, "USD amounts have at most 2 decimals."),
-        ({"price": "100000.01"}, "A price can be at most 10000000 minor units."),
+        ({"price": "0.001"}, "USD amounts have at most 2 decimals."),
+        ({"price": "100000.01"}, "A price can be at most $100,000.00."),
     ]  # fmt: skip
     for change, message in cases:
         form = {"title": "Bad", "pricing_mode": "fixed", "price": "5", "currency": "USD", **change}

@@ -40,6 +40,6 @@ def test_money_refuses_floats_and_mixed_currencies():
         Money(1, "USD") + Money(1, "EUR")
 
 
-@given(st.integers(min_value=-(10**12), max_value=10**12), st.sampled_from(sorted(CURRENCY_EXPONENTS)))
+@given(st.integers(min_value=0, max_value=10**12 - 1), st.sampled_from(sorted(CURRENCY_EXPONENTS)))
 def test_plain_format_parses_back_to_the_same_minor_units(minor, currency):
     assert parse_amount(Money(minor, currency).format_plain(), currency) == minor
