@@ -116,10 +116,14 @@ def update_artist(user: User, artist: Artist, data: Mapping[str, Any]) -> Artist
     return artist
 
 
-def delete_artist(session: Session, user: User, artist: Artist) -> None:
-    """Delete an artist with its releases, crypto-shredding their stored media."""
+def delete_artist(
+    session: Session, user: User, artist: Artist, *, config: Mapping[str, Any] | None = None
+) -> None:
+    """Delete an artist with its releases, crypto-shredding their stored media and removing
+    the spooled bytes of their uploads in flight after the commit."""
     require_owner(user, artist)
     doomed = media.object_ids(session, releases=artist.releases)
+    media.discard_uploads(session, current_app.config if config is None else config, artist.releases)
     session.delete(artist)
     media.shred(session, doomed)
 
@@ -259,10 +263,14 @@ def _apply_release(release: Release, data: Mapping[str, Any], limit: int) -> Non
         release.published_at = utcnow()
 
 
-def delete_release(session: Session, user: User, release: Release) -> None:
-    """Delete a release and its tracks, crypto-shredding their stored media."""
+def delete_release(
+    session: Session, user: User, release: Release, *, config: Mapping[str, Any] | None = None
+) -> None:
+    """Delete a release and its tracks, crypto-shredding their stored media and removing the
+    spooled bytes of its uploads in flight after the commit."""
     require_owner(user, release.artist)
     doomed = media.object_ids(session, releases=[release])
+    media.discard_uploads(session, current_app.config if config is None else config, [release])
     session.delete(release)
     media.shred(session, doomed)
 

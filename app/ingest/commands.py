@@ -14,10 +14,12 @@ from app.catalog import service as catalog
 from app.catalog.models import PricingMode, Release
 from app.errors import DomainError
 from app.extensions import db
-from app.ingest import service
+from app.ingest import service, uploads
 from app.ingest.models import Upload, UploadStatus
 from app.timestamps import utcnow
-from media_worker.pipeline import process_upload, record_failure
+from app.ingest.uploads import PROCESS_JOB
+from app.jobs import enqueue_after_commit
+from app.jobs.runner import perform_job
 
 EXIT_SOME_REJECTED = 2
 
@@ -26,10 +28,19 @@ uploads_cli = AppGroup("uploads", help="Manage uploads in flight.")
 
 @uploads_cli.command("sweep")
 def sweep_command() -> None:
-    """Remove uploads abandoned for longer than MEGABOX_UPLOAD_EXPIRY_HOURS (run it daily)."""
-    removed = service.sweep_abandoned(db.session, current_app.config)
+    """Remove uploads abandoned for longer than MEGABOX_UPLOAD_EXPIRY_HOURS, and queue again
+    those stuck in processing for longer than MEGABOX_UPLOAD_PROCESSING_TIMEOUT_MINUTES (run it
+    hourly or daily)."""
+    config = current_app.config
+    removed = uploads.sweep_abandoned(db.session, config)
+    stuck = service.recover_stuck(db.session, config)
+    for upload_id in stuck.requeued:
+        enqueue_after_commit(db.session, PROCESS_JOB, upload_id, job_id=f"process-{upload_id}")
     db.session.commit()
     click.echo(f"Removed {removed} abandoned upload(s).")
+    click.echo(
+        f"{len(stuck.requeued)} stuck upload(s) queued again, {stuck.failed} failed (their bytes were gone)."
+    )
 
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:
@@ -82,8 +93,10 @@ def ingest_command(paths: tuple[str, ...], artist_slug: str, release_id: int | N
         raise click.ClickException("no files found")
     click.echo(f"Ingesting {len(files)} file(s) into “{release.title}” (release {release.id}).")
     rejected = 0
+    # Each file is a unit of work of its own that ends with the session: keep ids, not rows.
+    release_id, owner_id = release.id, artist.owner_id
     for path in files:
-        outcome = _ingest_one(path, release.id, artist.owner_id)
+        outcome = _ingest_one(path, release_id, owner_id)
         rejected += not outcome.startswith("accepted")
         click.echo(f"{outcome.split(' ', 1)[0]:<9} {path}  {outcome.split(' ', 1)[1]}")
     click.echo(f"{len(files) - rejected} accepted, {rejected} rejected.")
@@ -95,7 +108,7 @@ def _ingest_one(path: Path, release_id: int, owner_id: int) -> str:
     release = db.session.get(Release, release_id)
     owner = db.session.get(User, owner_id)
     try:
-        upload = service.spool_local_file(db.session, current_app.config, owner, release, path)
+        upload = uploads.spool_local_file(db.session, current_app.config, owner, release, path)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -105,10 +118,10 @@ def _ingest_one(path: Path, release_id: int, owner_id: int) -> str:
         return f"rejected unreadable: {exc.strerror or exc}"
     upload_id = upload.id
     try:
-        process_upload(upload_id)
-    except Exception as exc:  # noqa: BLE001 - recorded on the upload and reported below
-        db.session.rollback()
-        record_failure(exc, upload_id)
+        # As a worker runs it: one unit of work, and the failure hook on a failure.
+        perform_job(PROCESS_JOB, (upload_id,), final_attempt=True)
+    except Exception:  # noqa: BLE001 - logged, recorded on the upload and reported below
+        pass
     db.session.expire_all()
     done = db.session.get(Upload, upload_id)
     if done.status is UploadStatus.READY and done.track is not None:

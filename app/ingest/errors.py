@@ -34,3 +34,28 @@ class UploadNotOpen(Conflict):
 class ChunkTooLarge(DomainError):
     code = "chunk_too_large"
     status = 413
+
+
+class UploadBusy(Conflict):
+    """Another request holds the upload's spool: it is appending right now."""
+
+    code = "upload_busy"
+
+
+class ChecksumMismatch(DomainError):
+    """The chunk's bytes do not match its Upload-Checksum; they were discarded (tus: 460)."""
+
+    code = "checksum_mismatch"
+    status = 460
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class UnsupportedTusVersion(DomainError):
+    """The request's Tus-Resumable names a protocol version this server does not speak."""
+
+    code = "tus_version_unsupported"
+    status = 412

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.catalog.models import Release, Track
 from app.extensions import db
-from app.ingest import service
+from app.ingest import uploads as service
 from app.ingest.models import Upload
 from app.timestamps import utcnow
 from tests import audio_fixtures as audio
@@ -14,7 +14,7 @@ from tests.factories import ArtistFactory
 
 
 def test_ingest_reports_each_file_and_exits_2_when_some_are_rejected(runner, tmp_path):
-    artist = ArtistFactory(slug="bulk")
+    artist_id = ArtistFactory(slug="bulk").id  # each file's unit of work ends the session
     folder = tmp_path / "masters"
     folder.mkdir()
     tagged = audio.synthesise(folder, "a-good", "flac")
@@ -28,7 +28,7 @@ def test_ingest_reports_each_file_and_exits_2_when_some_are_rejected(runner, tmp
     assert any(line.startswith("rejected") and "not_audio" in line for line in lines)
     assert any(line.startswith("rejected") and "empty_file" in line for line in lines)
     assert "Traceback" not in result.output
-    release = db.session.scalar(select(Release).where(Release.artist_id == artist.id))
+    release = db.session.scalar(select(Release).where(Release.artist_id == artist_id))
     assert release.title == "Bulk Album" and not release.published
     assert [(t.title, t.position) for t in release.tracks] == [("Good One", 2)]
 

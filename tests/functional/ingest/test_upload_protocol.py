@@ -3,10 +3,11 @@
 import io
 
 from app.extensions import db
-from app.ingest import service
+from app.ingest import uploads as service
 from app.ingest.models import Upload, UploadStatus
 from tests.factories import UserFactory
 from tests.functional.ingest.conftest import spool_files
+from tests.functional.ingest.test_upload_support import stand_in_processing  # noqa: F401
 
 
 def test_opening_an_empty_file_is_refused_and_creates_nothing(studio, app):
@@ -54,7 +55,8 @@ def test_only_the_artist_can_upload_into_a_release(studio, client):
 
 def test_a_chunk_at_the_wrong_offset_is_refused_with_the_right_one(studio):
     upload_id = studio.open("x.wav", 10).json["id"]
-    assert studio.send(upload_id, 0, b"12345").json["received"] == 5
+    sent = studio.send(upload_id, 0, b"12345")
+    assert sent.status_code == 204 and sent.headers["Upload-Offset"] == "5"
     wrong = studio.send(upload_id, 0, b"12345")
     assert wrong.status_code == 409
     assert wrong.json["error"] == "offset_mismatch" and wrong.json["details"] == {"offset": 5}
@@ -78,15 +80,18 @@ class _DroppedConnection(io.RawIOBase):
         return block
 
 
-def test_bytes_before_a_dropped_connection_are_kept_and_the_upload_resumes(studio, app):
+def test_bytes_before_a_dropped_connection_are_kept_and_the_upload_resumes(studio, app, stand_in_processing):
     data = bytes(range(256)) * 40
     upload = service.start_upload(db.session, app.config, studio.artist.owner, studio.release, "m.wav", len(data))
     db.session.commit()
-    service.append_chunk(db.session, app.config, upload, 0, _DroppedConnection(data, 3000), len(data))
+    received = service.append_chunk(db.session, app.config, upload, 0, _DroppedConnection(data, 3000), len(data))
     db.session.commit()
-    assert upload.received == 3000 and upload.status is UploadStatus.UPLOADING
+    assert received == 3000 and upload.received == 3000 and upload.status is UploadStatus.UPLOADING
+    assert service.spool_path(app.config, upload.id).read_bytes() == data[:3000]
     resumed = studio.send(upload.id, 3000, data[3000:])
-    assert resumed.status_code == 200 and resumed.json["status"] == "processing"
+    assert resumed.status_code == 204 and resumed.headers["Upload-Offset"] == str(len(data))
+    state = studio.client.get(f"/api/v1/uploads/{upload.id}", headers=studio.headers)
+    assert state.json["status"] == "processing" and state.json["received"] == len(data)
     assert service.spool_path(app.config, upload.id).read_bytes() == data
 
 
