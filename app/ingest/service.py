@@ -99,6 +99,22 @@ class ProgressReporter:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Media:
+    """What phase 2 made of a master: its vault objects and what was measured and read."""
+
+    master: VaultObject
+    opus: VaultObject
+    mp3: VaultObject
+    analysis: MasterAnalysis
+    tags: Tags
+    renditions: Renditions
+
+    @property
+    def objects(self) -> tuple[VaultObject, ...]:
+        return (self.master, self.opus, self.mp3)
+
+
+@dataclasses.dataclass(frozen=True)
 class _Claim:
     """What the media work needs of an upload, read before the transaction ends."""
 
@@ -169,7 +185,7 @@ def process_upload(session: Session, config: Mapping[str, Any], upload_id: str) 
         reporter.report("storing", ENCODE_SPAN[1])
         opus = vault.put_path(session, renditions.opus_path, kind="rendition", content_type="audio/ogg")
         mp3 = vault.put_path(session, renditions.mp3_path, kind="rendition", content_type="audio/mpeg")
-        return _store_once(session, config, claim, master, opus, mp3, analysis, tags, renditions)
+        return _store_once(session, config, claim, _Media(master, opus, mp3, analysis, tags, renditions))
 
 
 def _claim(session: Session, config: Mapping[str, Any], upload_id: str) -> _Claim | None:
@@ -183,17 +199,7 @@ def _claim(session: Session, config: Mapping[str, Any], upload_id: str) -> _Clai
     return _Claim(upload_id, upload.artist_id, spool)
 
 
-def _store_once(
-    session: Session,
-    config: Mapping[str, Any],
-    claim: _Claim,
-    master: VaultObject,
-    opus: VaultObject,
-    mp3: VaultObject,
-    analysis: MasterAnalysis,
-    tags: Tags,
-    renditions: Renditions,
-) -> Track | None:
+def _store_once(session: Session, config: Mapping[str, Any], claim: _Claim, media: _Media) -> Track | None:
     """Phase 3: store the track unless another run did, or the upload went meanwhile."""
     # Compare-and-set: of two runs at once, one moves the upload on; the other stores nothing.
     moved = session.execute(
@@ -210,16 +216,16 @@ def _store_once(
         session.rollback()
         return None
     lock_artist(session, claim.artist_id)
-    rejection = _duplicate_rejection(session, claim.artist_id, master.sha256) or _quota_rejection(
-        session, config, claim.artist_id, (master, opus, mp3)
+    rejection = _duplicate_rejection(session, claim.artist_id, media.master.sha256) or _quota_rejection(
+        session, config, claim.artist_id, media.objects
     )
     if rejection is None:
         try:
             with session.begin_nested():
-                track = _store(session, upload, master, opus, mp3, analysis, tags, renditions, config)
+                track = _store(session, config, upload, media)
         except IntegrityError:
             # Another upload of the same master won the race for the unique key.
-            rejection = _duplicate_rejection(session, claim.artist_id, master.sha256)
+            rejection = _duplicate_rejection(session, claim.artist_id, media.master.sha256)
             if rejection is None:
                 raise
     if rejection is not None:
@@ -329,18 +335,8 @@ def _duplicate_of(session: Session, artist_id: int, sha256: str) -> Track | None
     return None if media is None else media.track
 
 
-def _store(
-    session: Session,
-    upload: Upload,
-    master: VaultObject,
-    opus: VaultObject,
-    mp3: VaultObject,
-    analysis: MasterAnalysis,
-    tags: Tags,
-    renditions: Renditions,
-    config: Mapping[str, Any],
-) -> Track:
-    release = upload.release
+def _store(session: Session, config: Mapping[str, Any], upload: Upload, media: _Media) -> Track:
+    release, analysis, tags = upload.release, media.analysis, media.tags
     info = analysis.info
     track = Track(
         title=tags.title or Path(upload.filename).stem or "Untitled",
@@ -355,10 +351,10 @@ def _store(
     release.tracks.append(track)
     track.media = TrackMedia(
         artist_id=upload.artist_id,
-        master_sha256=master.sha256,
-        master_object=master,
-        opus_object=opus,
-        mp3_object=mp3,
+        master_sha256=media.master.sha256,
+        master_object=media.master,
+        opus_object=media.opus,
+        mp3_object=media.mp3,
         original_filename=upload.filename,
         container=info.container,
         codec=info.codec,
@@ -367,7 +363,7 @@ def _store(
         channels=info.channels,
         loudness_lufs=analysis.loudness.integrated_lufs,
         true_peak_dbtp=analysis.loudness.true_peak_dbtp,
-        gain_db=renditions.gain_db,
+        gain_db=media.renditions.gain_db,
         waveform=analysis.waveform.as_json(),
         tags=_tags_json(tags),
     )
