@@ -71,11 +71,11 @@ def ingest(master: Path, instance: Path) -> dict[str, float]:
     from app import create_app
     from app.catalog import service as catalog
     from app.extensions import db
-    from app.ingest import service as ingest_service
+    from app.ingest import uploads as ingest_service
     from app.ingest.models import Upload, UploadStatus
     from app.accounts.models import User
     from app.catalog.models import Artist
-    from media_worker.pipeline import process_upload
+    from app.ingest.tasks import process_upload
 
     app = create_app({"INSTANCE_PATH": str(instance), "RATELIMIT_ENABLED": False})
     with app.app_context():
@@ -93,6 +93,7 @@ def ingest(master: Path, instance: Path) -> dict[str, float]:
         db.session.commit()
         spooled = time.perf_counter()
         process_upload(upload.id)
+        db.session.commit()
         done = time.perf_counter()
         db.session.expire_all()
         state = db.session.get(Upload, upload.id)
