@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -28,9 +29,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings["ENV"] == "production",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings["ENV"] == "production",
+        # Flask-Limiter adds Retry-After (and X-RateLimit-*) to limited responses, 429s included.
+        RATELIMIT_HEADERS_ENABLED=True,
         WTF_CSRF_TIME_LIMIT=None,
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    register_request_handling(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -61,6 +68,24 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def register_request_handling(app: Flask) -> None:
+    """Bounds on ids and JSON bodies, and a request id on every response.
+
+    Runs before any blueprint is registered: rules pick their ``int`` converter when added.
+    """
+    from app.api.inputs import BoundedIntConverter, BoundedJSONProvider, PrintableStringConverter
+    from app.errors import current_request_id
+
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.url_map.converters["default"] = app.url_map.converters["string"] = PrintableStringConverter
+    app.json = BoundedJSONProvider(app)
+
+    @app.after_request
+    def tag_request_id(response: Response) -> Response:
+        response.headers["X-Request-Id"] = current_request_id()
+        return response
+
+
 def register_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, limiter, login, migrate
 
@@ -69,6 +94,8 @@ def register_extensions(app: Flask) -> None:
     login.init_app(app)
     login.login_view = "accounts.login_page"
     login.login_message_category = "info"
+    # Each sign-in stores a fresh id (user, session epoch, nonce): see User.new_session_id.
+    login.id_attribute = "new_session_id"
     csrf.init_app(app)
     limiter.init_app(app)
 
@@ -110,3 +137,9 @@ def register_template_helpers(app: Flask) -> None:
 
     register_filters(app)
     app.add_template_global(API_PREFIX, "API_PREFIX")
+    app.add_template_global(artist_share_percent(app.config["ARTIST_SHARE_BPS"]), "artist_share_percent")
+
+
+def artist_share_percent(bps: int) -> str:
+    """The artist's share of a sale as people read it: 9000 basis points is "90", 8750 "87.5"."""
+    return format(Decimal(bps) / 100, "f")

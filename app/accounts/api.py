@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from app.accounts import service
-from app.accounts.schemas import TokenCreateSchema, TokenSchema, UserSchema
+from app.accounts.schemas import TokenCreatedSchema, TokenCreateSchema, TokenSchema, UserSchema
 from app.api.helpers import json_body, require_user
 from app.api.spec import operation
 from app.extensions import db
@@ -29,13 +29,13 @@ def list_tokens() -> Response:
 @bp.post("/tokens")
 @operation(
     "Create an API token (the secret is returned once)",
-    tag="accounts", body=TokenCreateSchema, response=TokenSchema, status=201, auth=True,
+    tag="accounts", body=TokenCreateSchema, response=TokenCreatedSchema, status=201, auth=True,
 )  # fmt: skip
 def create_token() -> tuple[Response, int]:
     data = TokenCreateSchema().load(json_body())
     token, secret = service.issue_token(db.session, require_user(), data["name"])
     db.session.commit()
-    return jsonify({**TokenSchema().dump(token), "secret": secret}), 201
+    return jsonify({**TokenCreatedSchema().dump(token), "secret": secret}), 201
 
 
 @bp.delete("/tokens/<int:token_id>")

@@ -1,6 +1,6 @@
 """Account errors."""
 
-from app.errors import Conflict, DomainError, NotFound
+from app.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class EmailTaken(Conflict):
@@ -14,3 +14,9 @@ class InvalidCredentials(DomainError):
 
 class TokenNotFound(NotFound):
     code = "token_not_found"
+
+
+class UnusablePassword(InvalidInput):
+    """A new password is too short, too long, or only whitespace and control characters."""
+
+    code = "unusable_password"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,13 @@ if TYPE_CHECKING:
 
 
 class User(UserMixin, db.Model):
+    """An account. ``session_epoch`` is named by every session and remember-me cookie.
+
+    Signing out or changing the password bumps it, which ends every session that names the
+    old value: cookies are signed but kept by the browser, so the server's only way to make a
+    copied one useless is to stop accepting what it names.
+    """
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -25,11 +33,24 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     artists: Mapped[list[Artist]] = relationship(back_populates="owner", order_by="Artist.name")
     api_tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="ApiToken.id"
     )
+
+    def get_id(self) -> str:
+        """What a session names: the user and the current epoch (``"<id>:<epoch>"``)."""
+        return f"{self.id}:{self.session_epoch}"
+
+    def new_session_id(self) -> str:
+        """A session id for a new sign-in: ``get_id()`` plus a random nonce.
+
+        Flask-Login stores it in the session and signs it into the remember-me cookie
+        (``login.id_attribute``), so each sign-in writes a fresh cookie value.
+        """
+        return f"{self.get_id()}:{secrets.token_urlsafe(12)}"
 
     @property
     def is_artist(self) -> bool:

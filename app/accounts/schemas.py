@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import unicodedata
 
-PASSWORD_MIN_LENGTH = 10
+from marshmallow import Schema, ValidationError, fields, validate
+
+from app.accounts.service import PASSWORD_MIN_LENGTH, password_problem  # noqa: F401 (commands.py)
+
+
+def _usable_password(password: str) -> None:
+    # The friendly, per-field message; ``service.check_password`` enforces the same rule.
+    problem = password_problem(password)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+def _no_control_characters(text: str) -> None:
+    # Names are shown on pages and stored as text, which on PostgreSQL cannot hold NUL.
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise ValidationError("Use letters, digits, spaces and punctuation only.")
 
 
 class SignupSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    password = fields.String(
-        required=True,
-        load_only=True,
-        validate=validate.Length(
-            min=PASSWORD_MIN_LENGTH,
-            max=1024,
-            error=f"Use {PASSWORD_MIN_LENGTH} to 1024 characters.",
-        ),
+    display_name = fields.String(
+        required=True, validate=[validate.Length(min=1, max=120), _no_control_characters]
     )
+    password = fields.String(required=True, load_only=True, validate=_usable_password)
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    email = fields.String(required=True, validate=[validate.Length(min=1, max=254), _no_control_characters])
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1))
 
 
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1))
+    new_password = fields.String(required=True, load_only=True, validate=_usable_password)
+
+
 class TokenCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=80), _no_control_characters])
 
 
 class TokenSchema(Schema):
@@ -37,6 +51,12 @@ class TokenSchema(Schema):
     created_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     active = fields.Boolean()
+
+
+class TokenCreatedSchema(TokenSchema):
+    """A token just made: the only time its secret is shown."""
+
+    secret = fields.String(dump_only=True)
 
 
 class UserSchema(Schema):

@@ -1,21 +1,30 @@
-"""Account rules: sign-up, credentials and API tokens. Callers own the transaction."""
+"""Account rules: sign-up, credentials, sessions and API tokens. Callers own the transaction.
+
+Sessions: a session (and a remember-me cookie) names ``"<user id>:<session epoch>[:nonce]"``.
+``end_sessions`` bumps the epoch, which signs the user out everywhere; ``user_for_session``
+accepts only the current epoch.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import secrets
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.accounts.errors import EmailTaken, InvalidCredentials, TokenNotFound
+from app.accounts.errors import EmailTaken, InvalidCredentials, TokenNotFound, UnusablePassword
 from app.accounts.models import ApiToken, User
 from app.timestamps import utcnow
 
 TOKEN_PREFIX = "mbx_"
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 1024
 _hasher = PasswordHasher()
 
 
@@ -37,19 +46,47 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
 
 
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be used, or None when it can."""
+    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+        return f"Use {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters."
+    if all(char.isspace() or unicodedata.category(char).startswith("C") for char in password):
+        return "Use letters, digits or symbols, not only spaces or control characters."
+    return None
+
+
+def check_password(password: str) -> None:
+    """Raises UnusablePassword if ``password`` cannot be a new password."""
+    problem = password_problem(password)
+    if problem is not None:
+        raise UnusablePassword(problem, {"password": [problem]})
+
+
 def create_user(
     session: Session, email: str, password: str, display_name: str, is_admin: bool = False
 ) -> User:
-    """Create a user with an argon2 password hash. Raises EmailTaken."""
+    """Create a user with an argon2 password hash. Raises EmailTaken, UnusablePassword.
+
+    The unique key on ``users.email`` decides: a sign-up that loses a race to another with
+    the same address gets EmailTaken, like one that finds it already taken.
+    """
+    check_password(password)
+    taken = EmailTaken("An account with that e-mail address already exists.", {"email": email})
     if find_user_by_email(session, email) is not None:
-        raise EmailTaken("An account with that e-mail address already exists.", {"email": email})
+        raise taken
     user = User(
         email=normalise_email(email),
         display_name=display_name.strip(),
         password_hash=_hasher.hash(password),
         is_admin=is_admin,
     )
-    session.add(user)
+    try:
+        # A savepoint, flushed on exit, so a duplicate fails here and the caller's
+        # transaction stays usable.
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        raise taken from None
     return user
 
 
@@ -69,6 +106,40 @@ def authenticate(session: Session, email: str, password: str) -> User:
 
 def set_password(user: User, password: str) -> None:
     user.password_hash = _hasher.hash(password)
+
+
+def change_password(session: Session, user: User, current_password: str, new_password: str) -> None:
+    """Replace the password and end every session of the user (the caller signs the current
+    one in again). Raises InvalidCredentials if ``current_password`` is wrong, UnusablePassword."""
+    try:
+        _hasher.verify(user.password_hash, current_password)
+    except (VerificationError, InvalidHashError):
+        raise InvalidCredentials(
+            "That is not your current password.", {"current_password": ["That is not your current password."]}
+        ) from None
+    check_password(new_password)
+    set_password(user, new_password)
+    end_sessions(session, user)
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Sign the user out everywhere: every session and remember-me cookie stops working."""
+    user.session_epoch = User.session_epoch + 1
+    # Flushed now so the increment happens in the database (two sign-outs at once both
+    # count) and ``user.session_epoch`` reads back the new value for the caller's new session.
+    session.flush()
+
+
+def user_for_session(session: Session, session_id: str) -> User | None:
+    """The user a session or remember-me cookie names, if it names their current epoch."""
+    user_id, _, rest = session_id.partition(":")
+    epoch, _, _nonce = rest.partition(":")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in (user_id, epoch)):
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or user.session_epoch != int(epoch):
+        return None
+    return user
 
 
 def _hash_token(secret: str) -> str:

@@ -1,31 +1,64 @@
-"""Sign-up, sign-in, sign-out and the account page with personal API tokens."""
+"""Sign-up, sign-in, sign-out and the account page: password change and personal API tokens.
+
+Signing out ends every session of the account, and changing the password ends all but the
+current one (see ``service.end_sessions``).
+"""
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import unquote, urlsplit
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_login.config import COOKIE_NAME
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from app.accounts import service
 from app.accounts.errors import EmailTaken, InvalidCredentials
 from app.accounts.models import User
-from app.accounts.schemas import LoginSchema, SignupSchema, TokenCreateSchema
+from app.accounts.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, TokenCreateSchema
 from app.extensions import db, limiter, login
 
 bp = Blueprint("accounts", __name__)
+# Percent-decoding rounds applied when vetting ``next``: "%252F" hides "/" two levels down.
+NEXT_DECODE_ROUNDS = 3
 
 
 @login.user_loader
-def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str) -> User | None:
+    return service.user_for_session(db.session, session_id)
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site relative paths, so a login link cannot bounce a user elsewhere.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("catalog.home")
+    """``target`` if it is a path on this site, else the home page.
+
+    Browsers drop tabs and newlines from URLs, read ``\\`` as ``/`` and follow ``//host``, so a
+    target holding any of those, in any percent-decoded form, is refused.
+    """
+    fallback = url_for("catalog.home")
+    if not target or not target.startswith("/"):
+        return fallback
+    candidate = target
+    for _ in range(NEXT_DECODE_ROUNDS + 1):
+        if not _is_local_path(candidate):
+            return fallback
+        candidate = unquote(candidate)
+    return target
+
+
+def _is_local_path(target: str) -> bool:
+    if "\\" in target or any(unicodedata.category(char).startswith("C") for char in target):
+        return False
+    if target.startswith("//"):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def _remembered() -> bool:
+    return (current_app.config.get("REMEMBER_COOKIE_NAME") or COOKIE_NAME) in request.cookies
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -74,6 +107,9 @@ def login_page() -> str | Response:
 
 @bp.post("/logout")
 def logout() -> Response:
+    if current_user.is_authenticated:
+        service.end_sessions(db.session, current_user)
+        db.session.commit()
     logout_user()
     flash("Signed out.", "info")
     return redirect(url_for("catalog.home"))
@@ -83,6 +119,25 @@ def logout() -> Response:
 @login_required
 def account() -> str:
     return render_template("accounts/account.html", new_token=None, errors={})
+
+
+@bp.post("/account/password")
+@login_required
+def change_password() -> tuple[str, int] | Response:
+    fields = ("current_password", "new_password")
+    try:
+        data = PasswordChangeSchema().load({k: request.form.get(k, "") for k in fields})
+        service.change_password(db.session, current_user, data["current_password"], data["new_password"])
+        db.session.commit()
+    except ValidationError as exc:
+        return render_template("accounts/account.html", new_token=None, errors=exc.messages_dict), 422
+    except InvalidCredentials as exc:
+        db.session.rollback()
+        return render_template("accounts/account.html", new_token=None, errors=exc.details), 422
+    # The epoch moved on: sign this browser in again under it; every other session is over.
+    login_user(current_user._get_current_object(), remember=_remembered())
+    flash("Password changed. Every other session of your account has been signed out.", "success")
+    return redirect(url_for("accounts.account"))
 
 
 @bp.post("/account/tokens")

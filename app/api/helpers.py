@@ -6,6 +6,7 @@ imports on its own.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app, request
@@ -15,6 +16,12 @@ from app.accounts.models import User
 from app.errors import DomainError
 
 API_PREFIX = "/api/v1"
+# Ids are INTEGER columns: signed 32-bit on PostgreSQL (SQLite's hold 64 bits, but no id can
+# exceed what PostgreSQL stores). A larger id in a URL names nothing.
+SQL_ID_MAX = 2**31 - 1
+# Offsets are sent as BIGINT: signed 64-bit on both databases.
+SQL_BIGINT_MAX = 2**63 - 1
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 
 
 class Unauthorized(DomainError):
@@ -57,11 +64,25 @@ def json_body() -> dict[str, Any]:
 
 
 def paging() -> tuple[int, int]:
-    """``(limit, offset)`` from the query string, clamped. Raises InvalidBody."""
+    """``(limit, offset)`` from the query string; limit clamped to 1..API_PAGE_SIZE_MAX.
+
+    Raises InvalidBody unless both are whole numbers (ASCII digits, an optional minus sign)
+    and the offset fits a database integer.
+    """
     limit_max = current_app.config["API_PAGE_SIZE_MAX"]
-    try:
-        limit = min(max(int(request.args.get("limit", limit_max)), 1), limit_max)
-        offset = max(int(request.args.get("offset", 0)), 0)
-    except ValueError:
-        raise InvalidBody("limit and offset must be whole numbers.") from None
+    limit = min(max(_query_int("limit", limit_max), 1), limit_max)
+    offset = max(_query_int("offset", 0), 0)
     return limit, offset
+
+
+def _query_int(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    # Up to 19 digits: anything longer is beyond a 64-bit offset and would only make the
+    # database raise. ``int()`` alone would also take "1_0", " 7 " and non-ASCII digits.
+    if _WHOLE_NUMBER.fullmatch(raw) is None or int(raw) > SQL_BIGINT_MAX:
+        raise InvalidBody(
+            f"{name} must be a whole number up to {SQL_BIGINT_MAX}.", {name: raw[:40]}
+        )
+    return int(raw)

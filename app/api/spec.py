@@ -16,6 +16,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
+from app.api.helpers import SQL_ID_MAX
+
 API_TITLE = "Megabox API"
 API_VERSION = "1.0.0"
 OPENAPI_VERSION = "3.0.3"
@@ -29,7 +31,12 @@ ERROR_SCHEMA = {
     },
 }
 _CONVERTER = re.compile(r"<(?:(?P<type>[a-z]+):)?(?P<name>\w+)>")
-_PARAM_TYPES = {"int": {"type": "integer"}, "string": {"type": "string"}, None: {"type": "string"}}
+_PARAM_TYPES = {
+    # app.api.inputs.BoundedIntConverter: a larger id matches no route.
+    "int": {"type": "integer", "format": "int32", "minimum": 0, "maximum": SQL_ID_MAX},
+    "string": {"type": "string"},
+    None: {"type": "string"},
+}
 
 
 @dataclass(frozen=True)

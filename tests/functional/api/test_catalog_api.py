@@ -1,5 +1,4 @@
 import pytest
-from openapi_spec_validator import validate
 from sqlalchemy import select
 
 from app.accounts.service import issue_token
@@ -102,7 +101,7 @@ def test_unpublished_release_is_404_through_the_api(client, bearer):
         ({"pricing_mode": "fixed", "price_minor": 0}, "price_minor",
          "A fixed price must be above zero; choose 'free' instead."),
         ({"price_minor": 1.5}, "price_minor", "Not a valid integer."),
-        ({"price_minor": 10_000_001}, "price_minor", "A price can be at most 10000000 minor units."),
+        ({"price_minor": 10_000_001}, "price_minor", "A price can be at most $100,000.00."),
     ],
 )  # fmt: skip
 def test_bad_pricing_is_rejected_with_a_clear_error(client, bearer, session, body, field, message):
@@ -143,18 +142,3 @@ def test_cookie_session_writes_need_the_csrf_header(make_app):
     assert refused.status_code == 400 and refused.json["error"] == "csrf_failed"
     accepted = client.patch("/api/v1/artists/csrf-band", json={"bio": "x"}, headers={"X-CSRFToken": token})
     assert accepted.status_code == 200
-
-
-def test_openapi_document_is_valid_and_names_every_endpoint(app, client):
-    spec = client.get("/api/v1/openapi.json").json
-    validate(spec)
-    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
-    routed = set()
-    for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/v1"):
-            path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
-            routed |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
-    assert routed and documented == routed
-    assert "ReleaseSchema" in str(spec["components"]["schemas"]) or "Release" in spec["components"]["schemas"]
-    docs = client.get("/api/v1/docs").get_data(as_text=True)
-    assert all(path in docs for path, _ in documented)
