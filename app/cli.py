@@ -211,6 +211,7 @@ def register_commands(app: Flask) -> None:
     from app.catalog.commands import artists_cli, demo_cli
     from app.ingest.commands import ingest_command, uploads_cli
     from app.jobs.worker import worker_command
+    from app.ledger.commands import ledger_cli
     from app.vault.commands import keys_cli, vault_cli
 
     app.cli.add_command(serve_command)
@@ -222,6 +223,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(vault_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(ledger_cli)
 
 
 def main() -> None:

@@ -1,0 +1,448 @@
+"""The journal's rules: accounts, posting, reversals and balances.
+
+Functions take the session and never commit; the caller's unit of work does. Nothing here
+updates or deletes a ledger row (see ``app.ledger.models`` for the sign convention and the
+append-only guard). Uniqueness is the database's: account codes and idempotency keys are
+unique keys, written with ``INSERT ... ON CONFLICT DO NOTHING`` so that of two concurrent
+writers one inserts and the other finds its row, without a savepoint (which SQLite's deferred
+transactions would turn into an early commit, see ``app._sqlite_pragmas``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Insert, Select, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.ledger.allocation import allocate
+from app.ledger.errors import (
+    AccountMismatch,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InvalidReversal,
+    OverReversal,
+    UnbalancedTransaction,
+)
+from app.ledger.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    artist_payable_code,
+)
+from app.ledger.money import Money, exponent
+from app.timestamps import utcnow
+
+if TYPE_CHECKING:
+    from app.catalog.models import Artist
+
+REVERSAL_KIND = "reversal"
+
+_Signature = tuple[str, int | None, list[tuple[int, str, int]]]
+
+
+# Accounts ---------------------------------------------------------------------------------
+
+
+def account(
+    session: Session, code: str, kind: AccountKind, currency: str, artist_id: int | None = None
+) -> LedgerAccount:
+    """The account called ``code``, created if it does not exist yet, also under a race.
+
+    Raises UnknownCurrency, or AccountMismatch when ``code`` exists with another kind,
+    currency or artist.
+    """
+    exponent(currency)
+    found = _account_by_code(session, code)
+    if found is None:
+        session.execute(
+            _insert_unless_exists(session, LedgerAccount, "code").values(
+                code=code, kind=kind, currency=currency, artist_id=artist_id, created_at=utcnow()
+            )
+        )
+        found = _account_by_code(session, code)
+        assert found is not None  # inserted just now, or by the writer that won the race
+    if (found.kind, found.currency, found.artist_id) != (kind, currency, artist_id):
+        raise AccountMismatch(
+            f"Ledger account {code} exists with another kind, currency or artist.",
+            {"code": code},
+        )
+    return found
+
+
+def artist_payable(session: Session, artist_id: int, currency: str) -> LedgerAccount:
+    """What the platform owes an artist in ``currency`` (a liability). Raises UnknownCurrency."""
+    return account(
+        session,
+        artist_payable_code(artist_id, currency),
+        AccountKind.LIABILITY,
+        currency,
+        artist_id,
+    )
+
+
+def _account_by_code(session: Session, code: str) -> LedgerAccount | None:
+    return session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+
+
+# Posting ----------------------------------------------------------------------------------
+
+
+def post(
+    session: Session,
+    *,
+    idempotency_key: str,
+    kind: str,
+    entries: Sequence[tuple[LedgerAccount, Money]],
+    description: str = "",
+    reverses: LedgerTransaction | None = None,
+    effective_at: datetime | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> LedgerTransaction:
+    """Post a transaction of ``entries`` (debit positive, credit negative) once per key.
+
+    The entries are checked before anything is written. A second post under the same key
+    returns the first transaction and writes nothing, provided it has the same kind, reversed
+    transaction and entries (as a multiset of account and amount); its description, times and
+    details are not compared, so a redelivered event may carry a later timestamp.
+
+    Raises UnbalancedTransaction (no entries, or a currency whose amounts do not sum to zero),
+    CurrencyMismatch (an entry in another currency than its account), IdempotencyConflict (the
+    key was used for other entries), and ValueError for a naive ``effective_at``.
+    """
+    _check_balanced(entries)
+    if effective_at is not None and effective_at.tzinfo is None:
+        raise ValueError("effective_at must be timezone-aware")
+    if any(ledger_account.id is None for ledger_account, _ in entries):
+        session.flush()  # a pending account needs its id before entries can name it
+    wanted = _signature(kind, reverses.id if reverses else None, entries)
+    now = utcnow()
+    new_id = session.execute(
+        _insert_unless_exists(session, LedgerTransaction, "idempotency_key")
+        .values(
+            idempotency_key=idempotency_key,
+            kind=kind,
+            description=description,
+            reverses_id=reverses.id if reverses else None,
+            created_at=now,
+            effective_at=effective_at or now,
+            details=dict(details or {}),
+        )
+        .returning(LedgerTransaction.id)
+    ).scalar_one_or_none()
+    if new_id is None:
+        return _existing(session, idempotency_key, wanted)
+    session.execute(
+        insert(LedgerEntry),
+        [
+            {
+                "transaction_id": new_id,
+                "account_id": ledger_account.id,
+                "amount": money.minor,
+                "currency": money.currency,
+            }
+            for ledger_account, money in entries
+        ],
+    )
+    if reverses is not None:
+        session.expire(reverses, ["reversals"])
+    return session.get_one(LedgerTransaction, new_id)
+
+
+def _check_balanced(entries: Sequence[tuple[LedgerAccount, Money]]) -> None:
+    """Raises UnbalancedTransaction or CurrencyMismatch."""
+    totals: defaultdict[str, int] = defaultdict(int)
+    for ledger_account, money in entries:
+        if money.currency != ledger_account.currency:
+            raise CurrencyMismatch(
+                f"An entry in {money.currency} cannot go to a {ledger_account.currency} account.",
+                {"account": ledger_account.code},
+            )
+        totals[money.currency] += money.minor
+    if not entries:
+        raise UnbalancedTransaction("A ledger transaction needs entries.")
+    unbalanced = {currency: total for currency, total in totals.items() if total}
+    if unbalanced:
+        raise UnbalancedTransaction(
+            "A ledger transaction's entries must sum to zero in each currency.",
+            {"totals": unbalanced},
+        )
+
+
+def _signature(
+    kind: str, reverses_id: int | None, entries: Sequence[tuple[LedgerAccount, Money]]
+) -> _Signature:
+    lines = sorted((a.id, money.currency, money.minor) for a, money in entries)
+    return kind, reverses_id, lines
+
+
+def _existing(session: Session, idempotency_key: str, wanted: _Signature) -> LedgerTransaction:
+    """The transaction already posted under the key. Raises IdempotencyConflict."""
+    existing = session.scalars(
+        select(LedgerTransaction).where(LedgerTransaction.idempotency_key == idempotency_key)
+    ).one()
+    posted = sorted((e.account_id, e.currency, e.amount) for e in existing.entries)
+    if (existing.kind, existing.reverses_id, posted) != wanted:
+        raise IdempotencyConflict(
+            "This idempotency key was already used for a different ledger transaction.",
+            {"idempotency_key": idempotency_key, "transaction_id": existing.id},
+        )
+    return existing
+
+
+def _insert_unless_exists(session: Session, model: type[Any], key: str) -> Insert:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the session's database.
+
+    Raises NotImplementedError on a database other than SQLite or PostgreSQL.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=[key])
+    if dialect == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing(index_elements=[key])
+    raise NotImplementedError(f"the ledger supports SQLite and PostgreSQL, not {dialect}")
+
+
+# Reversals --------------------------------------------------------------------------------
+
+
+def reverse(
+    session: Session,
+    original: LedgerTransaction,
+    *,
+    idempotency_key: str,
+    fraction: Fraction | None = None,
+    amount: Money | None = None,
+    kind: str = REVERSAL_KIND,
+    description: str = "",
+    effective_at: datetime | None = None,
+) -> LedgerTransaction:
+    """Post a transaction that undoes ``original``, wholly or in part, linked by ``reverses_id``.
+
+    - Neither ``fraction`` nor ``amount``: reverse everything not yet reversed.
+    - ``fraction`` (0 < fraction <= 1) of the original: in each currency, the original's debit
+      total times the fraction, rounded like ``allocate`` (a half rounds up).
+    - ``amount``: that much of the original's debits in the amount's currency (a partial
+      refund of 3.00 on a 10.00 sale).
+
+    The reversed amount is spread over each side's accounts in proportion to what is left of
+    them (largest remainder, ties to the account the original named first), so partial
+    reversals never take an account past its original amount and the last one reverses
+    exactly what is left. Reversals of one original are serialised by a lock on it.
+
+    A second call under the same key returns the reversal already posted.
+
+    Raises InvalidReversal (both fraction and amount, a fraction outside (0, 1], an amount
+    that is not positive or in a currency the original lacks, an original that is itself a
+    reversal, or a part that rounds to nothing), OverReversal (more than is left), and
+    IdempotencyConflict (the key was used for something else).
+    """
+    _check_reversal_request(original, fraction, amount)
+    _lock_for_reversal(session, original)
+    original_nets = _nets(session, original, include_reversals=False)
+    original_totals = _debit_totals(original_nets)
+    requested = _requested_totals(original_totals, fraction, amount)
+    existing = session.scalar(
+        select(LedgerTransaction).where(LedgerTransaction.idempotency_key == idempotency_key)
+    )
+    if existing is not None:
+        already = _debit_totals(_nets(session, existing, include_reversals=False), negate=True)
+        same_request = requested is None or _nonzero(requested) == _nonzero(already)
+        if existing.reverses_id != original.id or not same_request:
+            raise IdempotencyConflict(
+                "This idempotency key was already used for a different ledger transaction.",
+                {"idempotency_key": idempotency_key, "transaction_id": existing.id},
+            )
+        return existing
+    remaining = _remaining(original_nets, _nets(session, original, include_reversals=True))
+    left = _debit_totals(remaining)
+    targets = requested if requested is not None else left
+    if not any(left.values()):
+        raise OverReversal("This transaction has been reversed in full already.")
+    over = {c: t for c, t in targets.items() if t > left.get(c, 0)}
+    if over:
+        raise OverReversal(
+            "A reversal cannot undo more than is left of the original transaction.",
+            {"requested": over, "left": left},
+        )
+    entries = _reversal_entries(session, remaining, targets)
+    if not entries:
+        raise InvalidReversal("This reversal rounds to nothing.")
+    return post(
+        session,
+        idempotency_key=idempotency_key,
+        kind=kind,
+        entries=entries,
+        description=description,
+        reverses=original,
+        effective_at=effective_at,
+    )
+
+
+def _check_reversal_request(
+    original: LedgerTransaction, fraction: Fraction | None, amount: Money | None
+) -> None:
+    """Raises InvalidReversal."""
+    if original.reverses_id is not None:
+        raise InvalidReversal("A reversal cannot be reversed; post a new transaction instead.")
+    if fraction is not None and amount is not None:
+        raise InvalidReversal("Reverse either a fraction or an amount, not both.")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise InvalidReversal("A reversed fraction is more than 0 and at most 1.")
+    if amount is not None and amount.minor <= 0:
+        raise InvalidReversal("A reversed amount is positive.")
+
+
+def _lock_for_reversal(session: Session, original: LedgerTransaction) -> None:
+    """Hold ``original`` until commit, so two reversals cannot both see the same remainder."""
+    table = LedgerTransaction.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: it locks the database for writing at a transaction's first
+        # write. This no-op write takes that lock now, before the remainder is read.
+        session.execute(update(table).where(table.c.id == original.id).values(id=table.c.id))
+    else:
+        session.execute(select(table.c.id).where(table.c.id == original.id).with_for_update())
+
+
+_Nets = dict[tuple[int, str], int]
+_CurrencySums = Select[tuple[str, int]]
+
+
+def _nets(session: Session, transaction: LedgerTransaction, *, include_reversals: bool) -> _Nets:
+    """Net amount per (account, currency) of the transaction (and its reversals), in the
+    order the transaction first named each account."""
+    owner = LedgerEntry.transaction_id == transaction.id
+    if include_reversals:
+        owner = owner | LedgerEntry.transaction_id.in_(
+            select(LedgerTransaction.id).where(LedgerTransaction.reverses_id == transaction.id)
+        )
+    rows = session.execute(
+        select(LedgerEntry.account_id, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+        .where(owner)
+        .group_by(LedgerEntry.account_id, LedgerEntry.currency)
+        .order_by(func.min(LedgerEntry.id))
+    )
+    return {(account_id, currency): int(net) for account_id, currency, net in rows}
+
+
+def _debit_totals(nets: _Nets, *, negate: bool = False) -> dict[str, int]:
+    """Per currency, the sum of the debit (positive) nets; of the credit ones if ``negate``."""
+    totals: defaultdict[str, int] = defaultdict(int)
+    for (_, currency), net in nets.items():
+        signed = -net if negate else net
+        totals[currency] += max(signed, 0)
+    return dict(totals)
+
+
+def _nonzero(totals: Mapping[str, int]) -> dict[str, int]:
+    return {currency: total for currency, total in totals.items() if total}
+
+
+def _requested_totals(
+    original_totals: dict[str, int], fraction: Fraction | None, amount: Money | None
+) -> dict[str, int] | None:
+    """Per currency, how much to reverse; None for "everything left". Raises InvalidReversal."""
+    if amount is not None:
+        if amount.currency not in original_totals:
+            raise InvalidReversal(f"The original transaction has no {amount.currency} entries.")
+        return {currency: 0 for currency in original_totals} | {amount.currency: amount.minor}
+    if fraction is not None:
+        share = Fraction(fraction)
+        return {
+            currency: allocate(total, [share.numerator, share.denominator - share.numerator])[0]
+            for currency, total in original_totals.items()
+        }
+    return None
+
+
+def _remaining(original_nets: _Nets, nets_after_reversals: _Nets) -> _Nets:
+    """What is left of each of the original's accounts, never past zero or of the other sign."""
+    remaining: _Nets = {}
+    for key, original in original_nets.items():
+        left = nets_after_reversals.get(key, 0)
+        same_side = (left > 0) == (original > 0)
+        remaining[key] = left if same_side and abs(left) <= abs(original) else 0
+    return remaining
+
+
+def _reversal_entries(
+    session: Session, remaining: _Nets, targets: Mapping[str, int]
+) -> list[tuple[LedgerAccount, Money]]:
+    entries: list[tuple[LedgerAccount, Money]] = []
+    for currency, target in targets.items():
+        if target == 0:
+            continue
+        for side in (1, -1):
+            keys = [k for k, net in remaining.items() if k[1] == currency and net * side > 0]
+            parts = allocate(target, [remaining[k] * side for k in keys])
+            for (account_id, _), part in zip(keys, parts, strict=True):
+                if part:
+                    entries.append(
+                        (session.get_one(LedgerAccount, account_id), Money(-side * part, currency))
+                    )
+    return entries
+
+
+# Balances ---------------------------------------------------------------------------------
+
+
+def balance(
+    session: Session,
+    account_or_artist: LedgerAccount | Artist,
+    currency: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, int]:
+    """Signed balance per currency (debit positive) of an account, or of an artist's payables.
+
+    ``at`` counts the transactions effective at or before it. One ``SUM ... GROUP BY`` query.
+    A currency appears once it has an entry. Raises ValueError for a naive ``at``.
+    """
+    query = _sums_per_currency()
+    if isinstance(account_or_artist, LedgerAccount):
+        query = query.where(LedgerEntry.account_id == account_or_artist.id)
+    else:
+        query = _artist_payables_only(query, account_or_artist.id)
+    if currency is not None:
+        query = query.where(LedgerEntry.currency == currency)
+    return _run_at(session, query, at)
+
+
+def artist_balances(session: Session, artist_id: int, at: datetime | None = None) -> dict[str, int]:
+    """What the platform owes the artist per currency, positive when it owes them money.
+
+    Raises ValueError for a naive ``at``.
+    """
+    query = _artist_payables_only(_sums_per_currency(), artist_id)
+    # Payables are liabilities: a credit (negative) balance is money owed to the artist.
+    return {currency: -total for currency, total in _run_at(session, query, at).items()}
+
+
+def _sums_per_currency() -> _CurrencySums:
+    return select(LedgerEntry.currency, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.currency)
+
+
+def _artist_payables_only(query: _CurrencySums, artist_id: int) -> _CurrencySums:
+    return query.join(LedgerAccount, LedgerEntry.account).where(
+        LedgerAccount.artist_id == artist_id, LedgerAccount.kind == AccountKind.LIABILITY
+    )
+
+
+def _run_at(session: Session, query: _CurrencySums, at: datetime | None) -> dict[str, int]:
+    """Run a per-currency sum over the transactions effective at or before ``at``.
+
+    Raises ValueError for a naive ``at``.
+    """
+    if at is not None:
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        query = query.join(LedgerTransaction, LedgerEntry.transaction).where(
+            LedgerTransaction.effective_at <= at
+        )
+    # PostgreSQL sums BIGINT as NUMERIC; the totals are whole minor units either way.
+    return {currency: int(total) for currency, total in session.execute(query)}
