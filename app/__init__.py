@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from config import load_settings
 
+SQLITE_FILE_MODE = 0o600
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -58,14 +60,24 @@ def _sqlalchemy_url(url: str) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     # pysqlite keeps its own deferred BEGIN (at the first write), so reads hold no snapshot
     # and a background job writing progress cannot make a request's later write fail. The
-    # price: on SQLite, releasing a savepoint opened before any write commits; nothing here
-    # relies on savepoints.
+    # price: on SQLite, releasing a savepoint opened before any write commits. The ingest store
+    # opens its savepoint after a write; a sign-up's savepoint may commit the new account
+    # early, which its caller does at once anyway.
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        _owner_only(row[2] for row in cursor.execute("PRAGMA database_list") if row[2])
         cursor.close()
+
+
+def _owner_only(database_files: Iterable[str]) -> None:
+    # The database holds password hashes and every wrapped data key: mode 0600, with its WAL.
+    for name in database_files:
+        for path in (Path(name), Path(name + "-wal"), Path(name + "-shm")):
+            if path.exists() and stat.S_IMODE(path.stat().st_mode) != SQLITE_FILE_MODE:
+                path.chmod(SQLITE_FILE_MODE)
 
 
 def register_request_handling(app: Flask) -> None:
