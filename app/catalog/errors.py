@@ -25,3 +25,7 @@ class SlugTaken(Conflict):
 
 class InvalidPricing(InvalidInput):
     code = "invalid_pricing"
+
+
+class ReleaseFull(InvalidInput):
+    code = "release_full"

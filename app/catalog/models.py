@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from app.ingest.models import TrackMedia
 
 
+# Track numbers run from 1 to this; a release holds at most this many tracks.
+MAX_TRACK_POSITION = 999
+
 class ReleaseType(enum.StrEnum):
     SINGLE = "single"
     EP = "ep"

@@ -16,7 +16,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from app.catalog.models import PricingMode, ReleaseType, TrackStatus
+from app.catalog.models import MAX_TRACK_POSITION, PricingMode, ReleaseType, TrackStatus
 from app.catalog.service import max_price_minor, price_problem
 from app.ledger.errors import AmountProblem, InvalidAmount
 from app.ledger.money import CURRENCY_EXPONENTS, parse_amount
@@ -92,7 +92,7 @@ class TrackSchema(Schema):
     id = fields.Integer(dump_only=True)
     release_id = fields.Integer(dump_only=True)
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    position = fields.Integer(strict=True, validate=validate.Range(min=1, max=999))
+    position = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_TRACK_POSITION))
     duration_ms = fields.Integer(dump_only=True, allow_none=True)
     isrc = fields.String(
         allow_none=True,
@@ -239,7 +239,7 @@ class TrackForm(_FormSchema):
     checkboxes = ("explicit", "sold_separately")
 
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    position = fields.Integer(validate=validate.Range(min=1, max=999))
+    position = fields.Integer(validate=validate.Range(min=1, max=MAX_TRACK_POSITION))
     isrc = fields.String(load_default="")
     explicit = fields.Boolean(load_default=False)
     price = fields.String(load_default="0")

@@ -21,11 +21,12 @@ from app.catalog.errors import (
     ArtistNotFound,
     InvalidPricing,
     NotOwner,
+    ReleaseFull,
     ReleaseNotFound,
     SlugTaken,
     TrackNotFound,
 )
-from app.catalog.models import Artist, PricingMode, Release, ReleaseType, Track
+from app.catalog.models import MAX_TRACK_POSITION, Artist, PricingMode, Release, ReleaseType, Track
 from app.ingest import media
 from app.ledger.money import CURRENCY_EXPONENTS, Money
 from app.timestamps import utcnow
@@ -334,6 +335,11 @@ def editable_track(session: Session, track_id: int, user: User | None) -> Track:
     return track
 
 
+def next_position(release: Release) -> int:
+    """The track number after the release's last one."""
+    return max((t.position for t in release.tracks), default=0) + 1
+
+
 def add_track(
     session: Session,
     user: User,
@@ -342,10 +348,14 @@ def add_track(
     *,
     config: Mapping[str, Any] | None = None,
 ) -> Track:
-    """Append a track to a release. Raises NotOwner, InvalidPricing."""
+    """Append a track to a release. Raises NotOwner, InvalidPricing, ReleaseFull."""
     require_owner(user, release.artist)
     fields = {k: data[k] for k in TRACK_FIELDS if k in data and data[k] is not None}
-    fields.setdefault("position", max((t.position for t in release.tracks), default=0) + 1)
+    fields.setdefault("position", next_position(release))
+    if not 1 <= fields["position"] <= MAX_TRACK_POSITION:
+        raise ReleaseFull(
+            f"Track numbers run from 1 to {MAX_TRACK_POSITION}.", {"position": fields["position"]}
+        )
     check_track_price(fields.get("price_minor", 0), release.currency, max_price_minor(config))
     track = Track(**fields)
     _lock_typed(track, data)

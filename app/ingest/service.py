@@ -38,7 +38,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import transactions
-from app.catalog.models import PricingMode, Release, Track, TrackStatus
+from app.catalog.models import MAX_TRACK_POSITION, PricingMode, Release, Track, TrackStatus
+from app.catalog.service import next_position
 from app.ingest.media import cover_path
 from app.ingest.models import ReleaseCover, TrackMedia, Upload, UploadStatus
 from app.ingest.uploads import lock_artist, spool_path, storage_used
@@ -216,8 +217,10 @@ def _store_once(session: Session, config: Mapping[str, Any], claim: _Claim, medi
         session.rollback()
         return None
     lock_artist(session, claim.artist_id)
-    rejection = _duplicate_rejection(session, claim.artist_id, media.master.sha256) or _quota_rejection(
-        session, config, claim.artist_id, media.objects
+    rejection = (
+        _duplicate_rejection(session, claim.artist_id, media.master.sha256)
+        or _quota_rejection(session, config, claim.artist_id, media.objects)
+        or _full_release_rejection(upload.release)
     )
     if rejection is None:
         try:
@@ -235,6 +238,12 @@ def _store_once(session: Session, config: Mapping[str, Any], claim: _Claim, medi
     upload.track = track
     _remove_spool_after_commit(session, config, claim.upload_id)
     return track
+
+
+def _full_release_rejection(release: Release) -> tuple[str, str] | None:
+    if next_position(release) <= MAX_TRACK_POSITION:
+        return None
+    return "release_full", f"A release holds at most {MAX_TRACK_POSITION} tracks."
 
 
 def _duplicate_rejection(session: Session, artist_id: int, sha256: str) -> tuple[str, str] | None:
@@ -387,9 +396,9 @@ def _full_date(text: str | None) -> date | None:
 
 def _position(release: Release, tagged: int | None) -> int:
     taken = {t.position for t in release.tracks}
-    if tagged is not None and tagged not in taken:
+    if tagged is not None and tagged not in taken and tagged <= MAX_TRACK_POSITION:
         return tagged
-    return max(taken, default=0) + 1
+    return next_position(release)
 
 
 def _prefill_release(session: Session, release: Release, tags: Tags) -> None:

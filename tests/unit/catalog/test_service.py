@@ -165,3 +165,14 @@ def test_create_artist_flushes_so_the_database_has_judged_the_slug(session):
     artist = service.create_artist(session, UserFactory(), {"slug": "fresh", "name": "Fresh"})
     assert artist.id is not None
     assert session.scalar(select(Artist.slug).where(Artist.id == artist.id)) == "fresh"
+
+
+def test_a_release_holds_at_most_the_last_track_number(session):
+    from app.catalog.errors import ReleaseFull
+    from app.catalog.models import MAX_TRACK_POSITION
+
+    release = ReleaseFactory()
+    owner = release.artist.owner
+    service.add_track(session, owner, release, {"title": "last", "position": MAX_TRACK_POSITION, "price_minor": 100})
+    with pytest.raises(ReleaseFull):
+        service.add_track(session, owner, release, {"title": "one more", "price_minor": 100})
