@@ -1,14 +1,22 @@
-"""Vault throughput and memory on the local backend, against plain file copies.
+"""Vault throughput and memory on the local backend, against plain file copies and ``age``.
 
     python bench/vault.py                 # a 1 GiB file
     python bench/vault.py --size 64M      # a quick run
 
-Everything happens in a temporary directory: a random source file, an instance folder and a
-SQLite database. Each measured operation runs in its own child process, after ``sync`` so
-that earlier writes are not still draining, and the best of ``--repeat`` runs counts. Peak
+Everything happens in a temporary directory: a random source file, instance folders and
+SQLite databases. Each measured operation runs in its own child process, after ``sync`` so
+that earlier writes are not still draining, and the median of ``--repeat`` runs counts. Peak
 RSS is the child's high-water mark, reset just before the operation (Linux
 ``/proc/self/clear_refs``; elsewhere ``ru_maxrss``, which may hide growth below the peak of
 start-up). Prints one ``name = value`` line per figure:
+
+- ``put_vs_age``: ``megabox vault put FILE``, the whole process (start-up, encryption,
+  SHA-256, fsync, commit), over ``age -e -r RECIPIENT -o OUT FILE``; ``get_vs_age``:
+  ``megabox vault get ID -o OUT`` over ``age -d -i IDENTITY -o OUT``. Each ratio is the
+  median of the per-run ratios, the runs of both tools interleaved. Skipped, with a line
+  saying so, when ``age`` is not installed (Debian: ``apt-get install age``);
+- ``megabox_help_seconds`` and ``python_start_seconds``: what starting ``megabox`` costs, and
+  what a bare interpreter costs, of the figures above;
 
 - ``put_ratio``: ``service.put_path`` (encrypt, SHA-256, write, fsync, commit) over
   ``shutil.copyfile``; ``put_ratio_vs_durable_copy`` over copyfile followed by fsync, which
@@ -31,10 +39,12 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +54,7 @@ MIB = 1024 * 1024
 DEFAULT_SIZE = 1024 * MIB
 RANGE_BYTES = 64 * 1024
 DEFAULT_RANGES = 200
-DEFAULT_REPEAT = 3
+DEFAULT_REPEAT = 5
 FLOOR_SAMPLE_BYTES = 64 * MIB
 _UNITS = {"": 1, "K": 1024, "M": MIB, "G": 1024 * MIB}
 
@@ -116,9 +126,8 @@ def child(operation: str, workdir: Path, argument: str) -> dict[str, Any]:
         if operation == "get":
             baseline = start_rss_window()
             started = time.perf_counter()
-            with open(output, "wb", buffering=0) as out:
-                for chunk in service.iter_plaintext(db.session, argument):
-                    out.write(chunk)
+            with open(output, "wb") as out, service.iter_plaintext(db.session, argument) as plain:
+                plain.copy_to(out.write)
             seconds = time.perf_counter() - started
             return {"seconds": seconds, "rss": peak_rss() - baseline}
         object_id, count = argument.split(":")
@@ -202,6 +211,76 @@ def crypto_floor(size: int) -> float:
     return (time.perf_counter() - started) * size / len(sample)
 
 
+def timed_process(
+    command: Sequence[str | Path], env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    """Wall-clock seconds of a whole process, after ``sync``, and its standard output."""
+    os.sync()
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [str(part) for part in command], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if completed.returncode:
+        sys.exit(f"{command[0]} failed:\n{completed.stderr}")
+    return seconds, completed.stdout
+
+
+def cli_environment(workdir: Path) -> dict[str, str]:
+    """The environment of a ``megabox`` process on its own instance, whatever the caller's
+    own MEGABOX_* settings point at."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MEGABOX_")}
+    env["MEGABOX_INSTANCE_PATH"] = str(workdir / "cli-instance")
+    return env
+
+
+def against_age(workdir: Path, source: Path, runs: int) -> dict[str, Any]:
+    """``megabox vault put/get`` and ``age -e/-d`` as whole processes, interleaved run by run."""
+    megabox = Path(sys.executable).parent / "megabox"
+    age, keygen = shutil.which("age"), shutil.which("age-keygen")
+    if age is None or keygen is None:
+        return {}
+    env = cli_environment(workdir)
+    timed_process([megabox, "db", "upgrade"], env)
+    identity = workdir / "age-identity.txt"
+    timed_process([keygen, "-o", identity])
+    recipient = timed_process([keygen, "-y", identity])[1].strip()
+    sealed, output = workdir / "source.age", workdir / "cli-plaintext.out"
+    figures: dict[str, list[float]] = {name: [] for name in ("put", "age_e", "get", "age_d")}
+    object_id = ""
+    for _ in range(runs):
+        sealed.unlink(missing_ok=True)
+        encrypt = [age, "-e", "-r", recipient, "-o", sealed, source]
+        figures["age_e"].append(timed_process(encrypt)[0])
+        seconds, stdout = timed_process([megabox, "vault", "put", source], env)
+        figures["put"].append(seconds)
+        object_id = stdout.strip()
+        output.unlink(missing_ok=True)
+        decrypt = [age, "-d", "-i", identity, "-o", output, sealed]
+        figures["age_d"].append(timed_process(decrypt)[0])
+        output.unlink(missing_ok=True)
+        get = [megabox, "vault", "get", object_id, "-o", output]
+        figures["get"].append(timed_process(get, env)[0])
+    same = filecmp.cmp(source, output, shallow=False)
+    helps = [timed_process([megabox, "--help"], env)[0] for _ in range(runs)]
+    bare = [timed_process([sys.executable, "-c", "pass"])[0] for _ in range(runs)]
+    return {
+        "megabox_put_seconds": statistics.median(figures["put"]),
+        "age_encrypt_seconds": statistics.median(figures["age_e"]),
+        "put_vs_age": statistics.median(
+            put / age for put, age in zip(figures["put"], figures["age_e"], strict=True)
+        ),
+        "megabox_get_seconds": statistics.median(figures["get"]),
+        "age_decrypt_seconds": statistics.median(figures["age_d"]),
+        "get_vs_age": statistics.median(
+            get / age for get, age in zip(figures["get"], figures["age_d"], strict=True)
+        ),
+        "cli_get_matches_source": same,
+        "megabox_help_seconds": statistics.median(helps),
+        "python_start_seconds": statistics.median(bare),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -210,7 +289,9 @@ def main() -> None:
         "--size", type=parse_size, default=DEFAULT_SIZE, help="source size, e.g. 1G"
     )
     parser.add_argument("--ranges", type=int, default=DEFAULT_RANGES, help="random range reads")
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="runs; the best counts")
+    parser.add_argument(
+        "--repeat", type=int, default=DEFAULT_REPEAT, help="runs; the median counts"
+    )
     parser.add_argument("--child", choices=["put", "get", "range"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("argument", nargs="?", help=argparse.SUPPRESS)
@@ -230,16 +311,21 @@ def main() -> None:
         with make_app(workdir).app_context():
             upgrade()
         runs = range(max(1, args.repeat))
-        copy_seconds = min(timed_copy(source, workdir / "copy.bin", False) for _ in runs)
-        durable_seconds = min(timed_copy(source, workdir / "copy.bin", True) for _ in runs)
+        copy_seconds = statistics.median(
+            timed_copy(source, workdir / "copy.bin", False) for _ in runs
+        )
+        durable_seconds = statistics.median(
+            timed_copy(source, workdir / "copy.bin", True) for _ in runs
+        )
         puts = [run_child("put", workdir, str(source)) for _ in runs]
         object_id = puts[0]["id"]
         gets = [run_child("get", workdir, object_id) for _ in runs]
         same = filecmp.cmp(source, workdir / "plaintext.out", shallow=False)
         ranges = run_child("range", workdir, f"{object_id}:{args.ranges}")
         floor = crypto_floor(args.size)
-    put_seconds = min(put["seconds"] for put in puts)
-    get_seconds = min(get["seconds"] for get in gets)
+        age = against_age(workdir, source, len(runs))
+    put_seconds = statistics.median(put["seconds"] for put in puts)
+    get_seconds = statistics.median(get["seconds"] for get in gets)
 
     figures = {
         "size_mib": args.size / MIB,
@@ -259,9 +345,12 @@ def main() -> None:
         "range_ratio": ranges["vault"] / ranges["plain"],
         "range_ratio_cached_row": ranges["cached"] / ranges["plain"],
         "crypto_floor_ratio": floor / copy_seconds,
+        **age,
     }
     for name, value in figures.items():
         print(f"{name} = {value:.3f}" if isinstance(value, float) else f"{name} = {value}")
+    if not age:
+        print("age = not installed: put_vs_age and get_vs_age skipped")
 
 
 if __name__ == "__main__":

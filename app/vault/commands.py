@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -90,18 +91,28 @@ def get_command(object_id: str, byte_range: tuple[int, int] | None, output: Path
         with stream:
             if str(output) == "-":
                 with click.open_file("-", "wb") as stdout:
-                    stdout.writelines(stream)
-            else:
+                    stream.copy_to(stdout.write)
+            elif _is_regular_or_absent(output):
                 _write_atomically(output, stream)
+            else:
+                # A device or a FIFO is written in place: renaming over it would replace it.
+                with open(output, "wb") as handle:
+                    stream.copy_to(handle.write)
 
 
-def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to ``path`` so that a failed read leaves no partial file there."""
+def _is_regular_or_absent(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def _write_atomically(path: Path, stream: service.PlaintextStream) -> None:
+    """Write ``stream`` to ``path`` so that a failed read leaves no partial file there."""
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
+            stream.copy_to(handle.write)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

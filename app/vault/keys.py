@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ _FILE_HEADER = (
     "# Keep every version that `megabox keys rotate` has not finished moving objects off.\n"
 )
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+logger = logging.getLogger(__name__)
 
 
 def new_dek() -> bytes:
@@ -166,7 +169,9 @@ class Keyring:
             self._refresh()
         kek = self._keks.get(version)
         if kek is None:
-            raise KekUnavailable(f"KEK version {version} is not configured in {self.origin}.")
+            # The origin may name a file: the log gets it, the message does not.
+            logger.error("vault: KEK version %d is not configured in %s", version, self.origin)
+            raise KekUnavailable(f"KEK version {version} is not configured.")
         return unwrap_dek(kek, version, wrapped, object_id)
 
     def with_new_version(self) -> dict[int, bytes]:

@@ -1,8 +1,10 @@
 """The S3 backend (or any S3-compatible store) through boto3: multipart uploads for large
-objects, ranged GETs, and provider errors translated at this boundary."""
+objects, ranged GETs, and provider errors translated at this boundary (the details logged,
+the messages generic)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -17,6 +19,8 @@ from config import ConfigurationError
 
 _S3_MISSING = {"NoSuchKey", "404", "NotFound"}
 
+logger = logging.getLogger(__name__)
+
 
 class _S3Reader:
     def __init__(self, body: Any, object_size: int, key: str) -> None:
@@ -24,12 +28,12 @@ class _S3Reader:
         self.object_size = object_size
         self._key = key
 
-    def read(self, size: int, /) -> bytes:
+    def readinto(self, buffer: memoryview, /) -> int:
         if self._body is None:
-            return b""
+            return 0
         with _s3_errors(self._key):
-            data: bytes = self._body.read(size)
-        return data
+            count: int = self._body.readinto(buffer)
+        return count
 
     def close(self) -> None:
         if self._body is not None:
@@ -61,7 +65,7 @@ class S3Backend:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def write(self, key: str, chunks: Iterable[bytes], size: int) -> None:
+    def write(self, key: str, chunks: Iterable[bytes | memoryview], size: int) -> None:
         name = self._name(key)
         if size < self.multipart_threshold:
             body = bytearray()
@@ -73,7 +77,7 @@ class S3Backend:
         self._write_multipart(name, key, chunks, max(self.part_size, -(-size // S3_MAX_PARTS)))
 
     def _write_multipart(
-        self, name: str, key: str, chunks: Iterable[bytes], part_size: int
+        self, name: str, key: str, chunks: Iterable[bytes | memoryview], part_size: int
     ) -> None:
         with _s3_errors(key):
             upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=name)
@@ -125,7 +129,7 @@ class S3Backend:
             with _s3_errors(key):
                 response = self.client.get_object(Bucket=self.bucket, Key=name, Range=byte_range)
         except StorageUnavailable as exc:
-            if exc.details.get("provider_code") != "InvalidRange":
+            if exc.provider_code != "InvalidRange":
                 raise
             return _S3Reader(None, self._size(name, key), key)
         content_range = response.get("ContentRange")
@@ -153,13 +157,14 @@ def _s3_errors(key: str) -> Iterator[None]:
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _S3_MISSING:
-            raise ObjectNotFound(f"No stored object has the key {key}.") from None
-        raise StorageUnavailable(
-            f"S3 refused the request for {key}: {code or 'unknown error'}.",
-            {"provider_code": code},
-        ) from None
+            logger.error("vault: no stored object has the S3 key %s", key)
+            raise ObjectNotFound() from None
+        if code != "InvalidRange":  # a read past the end: open_range answers it, not an error
+            logger.error("vault: S3 refused the request for %s: %s", key, code or "unknown")
+        raise StorageUnavailable(provider_code=code) from None
     except BotoCoreError as exc:
-        raise StorageUnavailable(f"S3 could not be reached: {exc}.") from None
+        logger.error("vault: S3 could not be reached for %s: %s", key, exc)
+        raise StorageUnavailable() from None
 
 
 def s3_backend(config: Mapping[str, Any], bucket: str, prefix: str) -> S3Backend:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from app.vault.errors import (
     KekUnavailable,
     ObjectNotFound,
     StorageUnavailable,
+    VaultError,
 )
 from app.vault.format import (
     IO_BATCH_BYTES,
@@ -178,16 +180,18 @@ def read_range(session: Session, object_id: str, start: int, end: int) -> bytes:
     Raises ObjectNotFound, InvalidRange, KekUnavailable, AuthenticationFailed and
     StorageUnavailable.
     """
-    with open_range_stream(session, object_id, start, end) as chunks:
-        return b"".join(chunks)
+    plaintext = bytearray()
+    with open_range_stream(session, object_id, start, end) as stream:
+        stream.copy_to(plaintext.extend)
+    return bytes(plaintext)
 
 
 def open_range_stream(session: Session, object_id: str, start: int, end: int) -> PlaintextStream:
     """Stream plaintext bytes ``start`` to ``end`` inclusive, from one ranged read.
 
-    The range is checked and the key and header authenticated before this returns, so an
-    HTTP view can send 206 or the error. Raises as ``read_range``; while iterating, only
-    AuthenticationFailed or StorageUnavailable, and no unauthenticated byte comes first.
+    The range is checked and the key and header authenticated before this returns. Raises
+    as ``read_range``; while iterating, only AuthenticationFailed or StorageUnavailable, and
+    no unauthenticated byte comes first.
     """
     vault = current_vault()
     stored = get_object(session, object_id)
@@ -209,6 +213,24 @@ def iter_plaintext(session: Session, object_id: str) -> PlaintextStream:
     return PlaintextStream(reader, cipher.decrypt_object(reader))
 
 
+def open_reader(session: Session, object_id: str) -> PlaintextReader:
+    """A seekable, read-only file of an object's plaintext, for serving byte ranges.
+
+    The key and header are authenticated before this returns; segments are read and
+    authenticated as reads reach them. Raises ObjectNotFound, KekUnavailable,
+    AuthenticationFailed and StorageUnavailable, here or from its reads, and logs each
+    failure with the object id.
+    """
+    vault = current_vault()
+    stored = get_object(session, object_id)
+    try:
+        cipher = _cipher(vault, stored)
+    except VaultError as exc:
+        logger.error("vault: object %s cannot be opened: %s", object_id, exc.message)
+        raise
+    return PlaintextReader(vault.backend, stored, cipher)
+
+
 def verify(session: Session, object_id: str) -> None:
     """Re-authenticate every segment and check the plaintext's recorded SHA-256.
 
@@ -217,9 +239,8 @@ def verify(session: Session, object_id: str) -> None:
     """
     stored = get_object(session, object_id)
     hasher = hashlib.sha256()
-    with iter_plaintext(session, object_id) as chunks:
-        for chunk in chunks:
-            hasher.update(chunk)
+    with iter_plaintext(session, object_id) as stream:
+        stream.copy_to(hasher.update)
     if not hmac.compare_digest(hasher.hexdigest(), stored.sha256):
         raise AuthenticationFailed("The plaintext does not match its recorded SHA-256.")
 
@@ -314,22 +335,35 @@ def _open(
 
 
 class PlaintextStream(Iterator[bytes]):
-    """Authenticated plaintext chunks read from one open object.
+    """Authenticated plaintext read from one open object: iterate for chunks of bytes, or
+    ``copy_to`` a sink without copying them first.
 
     Exhausting it, an error while reading, or ``close()`` (a ``with`` block, or a WSGI server
     closing a streamed response) releases the object.
     """
 
-    def __init__(self, reader: ObjectReader, chunks: Iterator[bytes]) -> None:
+    def __init__(self, reader: ObjectReader, views: Iterator[memoryview]) -> None:
         self._reader = reader
-        self._chunks = chunks
+        self._views = views
 
     def __next__(self) -> bytes:
         try:
-            return next(self._chunks)
+            return bytes(next(self._views))
         except BaseException:
             self.close()
             raise
+
+    def copy_to(self, write: Callable[[memoryview], object]) -> None:
+        """Call ``write`` with each remaining chunk, in order, then release the object.
+
+        A chunk is a view of a reused buffer, valid only during its call: ``write`` must
+        consume or copy it. Raises as iterating does.
+        """
+        try:
+            for view in self._views:
+                write(view)
+        finally:
+            self.close()
 
     def close(self) -> None:
         self._reader.close()
@@ -339,6 +373,105 @@ class PlaintextStream(Iterator[bytes]):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class PlaintextReader(io.RawIOBase):
+    """The plaintext of one object as a seekable binary file (see ``open_reader``).
+
+    It holds one decrypted segment at a time, and hands out bytes of a segment only after
+    the segment's tag has passed. Reading on from where the last read stopped continues one
+    ranged read of the store; a seek elsewhere opens another from the segment it lands in.
+    A read returns at most the rest of the current segment.
+    """
+
+    def __init__(self, backend: Backend, stored: VaultObject, cipher: ObjectCipher) -> None:
+        super().__init__()
+        self._backend = backend
+        self._key = stored.backend_key
+        self._object_id = stored.id
+        self._cipher = cipher
+        self.size = stored.size
+        self._position = 0
+        self._segment = memoryview(bytearray(cipher.segment_size))
+        self._segment_index = -1  # none held
+        self._segment_length = 0
+        self._source: ObjectReader | None = None
+        self._source_index = -1  # the segment the open ranged read gives next
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}
+        if whence not in bases:
+            raise ValueError(f"invalid whence: {whence}")
+        position = bases[whence] + offset
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position
+        return position
+
+    def prefetch(self) -> None:
+        """Authenticate the segment at the current position now, so that a failure is
+        raised here (before an HTTP response has begun) rather than by a later read."""
+        if self._position < self.size:
+            self._load(self._cipher.segment_of(self._position)[0])
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self.closed:
+            raise ValueError("read from a closed vault reader")
+        if self._position >= self.size or not len(buffer):
+            return 0
+        index, start = self._cipher.segment_of(self._position)
+        self._load(index)
+        offset = self._position - start
+        count = min(len(buffer), self._segment_length - offset)
+        memoryview(buffer).cast("B")[:count] = self._segment[offset : offset + count]
+        self._position += count
+        return count
+
+    def _load(self, index: int) -> None:
+        if index == self._segment_index:
+            return
+        self._segment_index = -1
+        try:
+            if self._source is None or self._source_index != index:
+                self._reopen(index)
+            assert self._source is not None
+            # Counted as read even if it fails: the source has moved on, so a retry reopens.
+            self._source_index = -1
+            self._segment_length = self._cipher.decrypt_segment(
+                self._source, index, self._segment
+            )
+        except VaultError as exc:
+            logger.error(
+                "vault: object %s failed at segment %d: %s", self._object_id, index, exc.message
+            )
+            raise
+        self._source_index = index + 1
+        self._segment_index = index
+
+    def _reopen(self, index: int) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+        source = self._backend.open_range(self._key, self._cipher.segment_offset(index), None)
+        if source.object_size != self._cipher.ciphertext_size:
+            source.close()
+            raise AuthenticationFailed("The stored object is truncated or has trailing bytes.")
+        self._source, self._source_index = source, index
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+        super().close()
 
 
 # Ciphertext that follows the session's transaction (see the module docstring).

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,70 @@ def test_get_to_standard_output(runner: Any) -> None:
     db.session.commit()
     result = runner.invoke(vault_cli, ["get", object_id, "--range", "0-9", "-o", "-"])
     assert (result.exit_code, result.stdout_bytes) == (0, data[:10])
+
+
+GET_ARGUMENTS = {"whole": [], "a range": ["--range", f"{PS - 3}-{3 * PS}"]}
+
+
+def expected_output(data: bytes, arguments: list[str]) -> bytes:
+    return data[PS - 3 : 3 * PS + 1] if arguments else data
+
+
+@pytest.mark.parametrize("arguments", GET_ARGUMENTS.values(), ids=GET_ARGUMENTS.keys())
+def test_get_writes_into_a_fifo_in_place(runner: Any, tmp_path: Path, arguments: list[str]) -> None:
+    data = data_of(4 * PS + 33)
+    object_id = put_bytes(data).id
+    db.session.commit()
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    fifo = outputs / "pipe"
+    os.mkfifo(fifo)
+    received = bytearray()
+
+    def read_the_fifo() -> None:
+        with open(fifo, "rb") as pipe:
+            while chunk := pipe.read(PS):
+                received.extend(chunk)
+
+    # A daemon: should the command not open the FIFO, the reader must not hold up the run.
+    reader = threading.Thread(target=read_the_fifo, daemon=True)
+    reader.start()
+    result = runner.invoke(vault_cli, ["get", object_id, *arguments, "-o", str(fifo)])
+    reader.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    assert bytes(received) == expected_output(data, arguments)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in outputs.iterdir()] == ["pipe"]
+
+
+@pytest.mark.parametrize("arguments", GET_ARGUMENTS.values(), ids=GET_ARGUMENTS.keys())
+def test_get_writes_into_a_character_device_in_place(
+    runner: Any, tmp_path: Path, arguments: list[str]
+) -> None:
+    object_id = put_bytes(data_of(4 * PS + 33)).id
+    db.session.commit()
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    null = outputs / "null"
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    result = runner.invoke(vault_cli, ["get", object_id, *arguments, "-o", str(null)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(null.stat().st_mode)
+    assert null.stat().st_rdev == os.makedev(1, 3)
+    assert [p.name for p in outputs.iterdir()] == ["null"]
+
+
+def test_get_replaces_a_regular_file(runner: Any, tmp_path: Path) -> None:
+    data = data_of(2 * PS)
+    object_id = put_bytes(data).id
+    db.session.commit()
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"an older, longer file" * 100)
+    assert runner.invoke(vault_cli, ["get", object_id, "-o", str(out)]).exit_code == 0
+    assert out.read_bytes() == data
 
 
 def test_get_of_an_unknown_object_is_a_one_line_error(runner: Any, tmp_path: Path) -> None:

@@ -12,7 +12,13 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from app.vault.backends import S3_MIN_PART_BYTES, Backend, LocalBackend, backend_from_config
+from app.vault.backends import (
+    S3_MIN_PART_BYTES,
+    Backend,
+    LocalBackend,
+    ObjectReader,
+    backend_from_config,
+)
 from app.vault.errors import ObjectNotFound, StorageUnavailable
 from app.vault.s3 import S3Backend
 from config import ConfigurationError
@@ -48,11 +54,24 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return backend_from_config(settings(f"s3://{bucket}/tenant/vault", tmp_path, endpoint))
 
 
+def read_some(reader: ObjectReader, size: int) -> bytes:
+    buffer = bytearray(size)
+    return bytes(buffer[: reader.readinto(memoryview(buffer))])
+
+
+def read_all_of(reader: ObjectReader, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end: one readinto may give less."""
+    parts = bytearray()
+    while len(parts) < size and (chunk := read_some(reader, size - len(parts))):
+        parts += chunk
+    return bytes(parts)
+
+
 def read_all(backend: Backend, key: str, offset: int = 0, length: int | None = None) -> bytes:
     reader = backend.open_range(key, offset, length)
     try:
         parts = []
-        while chunk := reader.read(1 << 20):
+        while chunk := read_all_of(reader, 1 << 20):
             parts.append(chunk)
         return b"".join(parts)
     finally:
@@ -84,8 +103,8 @@ def test_a_range_comes_back_from_one_read(backend: Backend) -> None:
     reader = backend.open_range(KEY, 1234, 20_000)
     try:
         assert reader.object_size == len(data)
-        assert reader.read(20_000) == data[1234:21234]
-        assert reader.read(1) == b""
+        assert read_all_of(reader, 20_000) == data[1234:21234]
+        assert read_some(reader, 1) == b""
     finally:
         reader.close()
 
@@ -96,7 +115,7 @@ def test_a_range_past_the_end_is_short_and_still_gives_the_size(backend: Backend
     assert read_all(backend, KEY, 900, 500) == data[900:]
     reader = backend.open_range(KEY, 5000, 10)
     try:
-        assert (reader.read(10), reader.object_size) == (b"", len(data))
+        assert (read_some(reader, 10), reader.object_size) == (b"", len(data))
     finally:
         reader.close()
 
@@ -187,10 +206,20 @@ def test_s3_keys_live_under_the_prefix(s3_endpoint: str, tmp_path: Path) -> None
     assert [item["Key"] for item in listed] == [f"tenant/vault/{KEY}"]
 
 
-def test_s3_errors_are_normalised_at_the_boundary(s3_endpoint: str, tmp_path: Path) -> None:
+def assert_generic(error: pytest.ExceptionInfo[Exception], *internal: str) -> None:
+    """The message a user may see names none of the internal details."""
+    for detail in internal:
+        assert detail not in str(error.value)
+
+
+def test_s3_errors_are_normalised_at_the_boundary(
+    s3_endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     missing_bucket = backend_from_config(settings("s3://no-such-bucket", tmp_path, s3_endpoint))
-    with pytest.raises(StorageUnavailable, match="NoSuchBucket"):
+    with pytest.raises(StorageUnavailable, match="File storage is unavailable") as refused:
         missing_bucket.write(KEY, [b"x"], 1)
+    assert_generic(refused, KEY, "NoSuchBucket", "S3")
+    assert f"S3 refused the request for {KEY}: NoSuchBucket" in caplog.text
     unreachable = S3Backend(
         boto3.client(
             "s3",
@@ -203,8 +232,30 @@ def test_s3_errors_are_normalised_at_the_boundary(s3_endpoint: str, tmp_path: Pa
         multipart_threshold=S3_MIN_PART_BYTES,
         part_size=S3_MIN_PART_BYTES,
     )
-    with pytest.raises(StorageUnavailable, match="could not be reached"):
+    with pytest.raises(StorageUnavailable, match="File storage is unavailable") as unreached:
         unreachable.open_range(KEY)
+    assert_generic(unreached, KEY, "127.0.0.1")
+    assert f"S3 could not be reached for {KEY}" in caplog.text
+
+
+def test_a_missing_object_names_neither_its_key_nor_its_path(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ObjectNotFound) as missing:
+        backend.open_range(KEY)
+    assert_generic(missing, KEY, "/")
+    assert KEY in caplog.text
+
+
+def test_a_local_storage_failure_names_no_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "store"
+    root.write_bytes(b"a file where the directory should be")
+    with pytest.raises(StorageUnavailable) as failed:
+        LocalBackend(root).write(KEY, [b"x"], 1)
+    assert_generic(failed, str(root), KEY)
+    assert str(root) in caplog.text
 
 
 def test_the_default_store_is_the_instance_vault_directory(tmp_path: Path) -> None:

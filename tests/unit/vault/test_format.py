@@ -53,7 +53,9 @@ def seal(
     **fixed: bytes,
 ) -> bytes:
     cipher = ObjectCipher.create(dek, object_id, len(plaintext), log2, **fixed)
-    return b"".join(cipher.encrypt(io.BytesIO(plaintext), hashlib.sha256()))
+    # A chunk is valid only until the next is requested: keep a copy of each.
+    chunks = cipher.encrypt(io.BytesIO(plaintext), hashlib.sha256())
+    return b"".join(bytes(chunk) for chunk in chunks)
 
 
 def decrypt(blob: bytes, dek: bytes = DEK, object_id: bytes = OBJECT_ID) -> Iterator[bytes]:

@@ -116,10 +116,14 @@ def test_the_keyring_wraps_under_its_highest_version() -> None:
     assert keyring.unwrap(wrap_dek(KEK_1, 1, dek, OBJECT_ID), OBJECT_ID, 1) == dek
 
 
-def test_a_version_that_is_not_configured_is_named() -> None:
-    keyring = Keyring({2: KEK_2}, "MEGABOX_KEK")
-    with pytest.raises(KekUnavailable, match="version 1 is not configured in MEGABOX_KEK"):
+def test_a_version_that_is_not_configured_is_named_and_its_origin_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    keyring = Keyring({2: KEK_2}, "KEK file /etc/megabox/kek")
+    with pytest.raises(KekUnavailable, match="KEK version 1 is not configured.") as missing:
         keyring.unwrap(wrap_dek(KEK_1, 1, new_dek(), OBJECT_ID), OBJECT_ID, 1)
+    assert "/etc/megabox/kek" not in str(missing.value)
+    assert "KEK version 1 is not configured in KEK file /etc/megabox/kek" in caplog.text
 
 
 def test_the_embedded_kek_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
