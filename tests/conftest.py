@@ -25,6 +25,11 @@ from app.extensions import db
 TEST_DATABASE_URL = os.environ.get("MEGABOX_TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("MEGABOX_TEST_REDIS_URL", "")
 TEST_PASSWORD = "correct-horse-battery"
+CHROMIUM = os.environ.get("MEGABOX_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -144,3 +149,14 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the run: Playwright's sync API allows one instance at a time."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -20,19 +20,17 @@ CHUNK = 64 * 1024
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
-def test_the_studio_uploader_sends_checksummed_tus_chunks(make_app, stand_in_processing, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_studio_uploader_sends_checksummed_tus_chunks(make_app, stand_in_processing, tmp_path, browser):
     app = make_app(UPLOAD_CHUNK_BYTES=CHUNK)
     master = tmp_path / "Été.flac"
     data = os.urandom(3 * CHUNK + 123)
     master.write_bytes(data)
-    with app.app_context(), serving(app) as base_url, sync_playwright() as playwright:
+    with app.app_context(), serving(app) as base_url:
         studio = Studio(app, app.test_client())
         email, release_id = studio.artist.owner.email, studio.release.id
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        context = browser.new_context()
         try:
-            page = browser.new_page()
+            page = context.new_page()
             patches: list[dict[str, str]] = []
             page.on("request", lambda r: patches.append(r.headers) if r.method == "PATCH" else None)
             page.goto(f"{base_url}/login")
@@ -43,7 +41,7 @@ def test_the_studio_uploader_sends_checksummed_tus_chunks(make_app, stand_in_pro
             page.set_input_files("#dropzone input[type=file]", str(master))
             page.wait_for_function("document.querySelector('.upload[data-status=processing]') !== null", timeout=30_000)
         finally:
-            browser.close()
+            context.close()
         db.session.rollback()
         upload = db.session.query(Upload).one()
         assert upload.filename == "Été.flac" and upload.status is UploadStatus.PROCESSING
