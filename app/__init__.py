@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     register_request_handling(app)
     register_extensions(app)
+    register_models()
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -110,6 +111,17 @@ def register_extensions(app: Flask) -> None:
     login.id_attribute = "new_session_id"
     csrf.init_app(app)
     limiter.init_app(app)
+
+
+def register_models() -> None:
+    """Import every area's models, so that the metadata (and Alembic's compare) knows them all."""
+    import app.accounts.models
+    import app.catalog.models
+    import app.commerce.models
+    import app.commerce.verify  # commerce's checks for `megabox ledger verify`
+    import app.ingest.models
+    import app.ledger.models
+    import app.vault.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:

@@ -50,6 +50,18 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PAYMENT_GATEWAY": ("sandbox", str),
     "STRIPE_SECRET_KEY": ("", str),
     "STRIPE_WEBHOOK_SECRET": ("", str),
+    # Any Stripe-compatible API server (empty: Stripe's own); the webhook's clock-skew tolerance.
+    "STRIPE_API_BASE": ("", str),
+    "STRIPE_WEBHOOK_TOLERANCE_SECONDS": (300, int),
+    # The sandbox gateway's pretend processor fee (basis points plus a fixed part), and how
+    # long its "pay later" option waits before the payment clears.
+    "SANDBOX_FEE_BPS": (290, int),
+    "SANDBOX_FEE_FIXED_MINOR": (30, int),
+    "SANDBOX_PAYMENT_DELAY_SECONDS": (5.0, float),
+    # Receipts: written to OUTBOX_PATH (default instance/outbox); sent by SMTP if SMTP_URL is set.
+    "OUTBOX_PATH": ("", str),
+    "SMTP_URL": ("", str),
+    "MAIL_FROM": ("Megabox <receipts@megabox.invalid>", str),
     # Limits.
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "RATELIMIT_ENABLED": (True, _to_bool),
@@ -60,6 +72,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "DEFAULT_CURRENCY": ("USD", str),
     "MAX_PRICE_MINOR": (100_000_00, int),
     "MAX_JSON_DEPTH": (32, int),
+    "MAX_CART_ITEMS": (50, int),
     # Money: the artist's share of a sale in basis points, and who pays the processor's fee
     # ("platform_absorbs" or "deduct_before_split").
     "ARTIST_SHARE_BPS": (9000, int),
@@ -147,6 +160,7 @@ def load_settings(
 
 
 FEE_POLICIES = ("platform_absorbs", "deduct_before_split")
+PAYMENT_GATEWAYS = ("sandbox", "stripe")
 BPS_WHOLE = 10_000
 
 
@@ -155,6 +169,12 @@ def _check_money(settings: Mapping[str, Any]) -> None:
         raise ConfigurationError(f"{ENV_PREFIX}ARTIST_SHARE_BPS: use 0 to {BPS_WHOLE} (basis points)")
     if settings["FEE_POLICY"] not in FEE_POLICIES:
         raise ConfigurationError(f"{ENV_PREFIX}FEE_POLICY: use one of {', '.join(FEE_POLICIES)}")
+    if settings["PAYMENT_GATEWAY"] not in PAYMENT_GATEWAYS:
+        raise ConfigurationError(
+            f"{ENV_PREFIX}PAYMENT_GATEWAY: use one of {', '.join(PAYMENT_GATEWAYS)}"
+        )
+    if int(settings["MAX_CART_ITEMS"]) < 1:
+        raise ConfigurationError(f"{ENV_PREFIX}MAX_CART_ITEMS: must be at least 1")
     if int(settings["MAX_PRICE_MINOR"]) < 1:
         raise ConfigurationError(f"{ENV_PREFIX}MAX_PRICE_MINOR: must be at least 1")
 

@@ -1,0 +1,1 @@
+"""Commerce: carts, orders, checkout through a payment gateway, and the posting rules."""
