@@ -26,7 +26,7 @@ def sale(usd, price: int, key: str = "checkout-1", **kwargs):
     return service.post(
         db.session,
         idempotency_key=key,
-        kind="sale",
+        kind="journal",
         entries=[
             (usd.clearing, Money(price, "USD")),
             (usd.payable, Money(-artist, "USD")),
@@ -55,7 +55,7 @@ def test_an_unbalanced_transaction_is_refused_and_writes_nothing(usd):
         service.post(
             db.session,
             idempotency_key="bad",
-            kind="sale",
+            kind="journal",
             entries=[(usd.clearing, Money(700, "USD")), (usd.payable, Money(-600, "USD"))],
         )
     db.session.commit()
@@ -64,7 +64,7 @@ def test_an_unbalanced_transaction_is_refused_and_writes_nothing(usd):
 
 def test_a_transaction_without_entries_is_refused(usd):
     with pytest.raises(UnbalancedTransaction):
-        service.post(db.session, idempotency_key="empty", kind="sale", entries=[])
+        service.post(db.session, idempotency_key="empty", kind="journal", entries=[])
 
 
 def test_an_entry_in_another_currency_than_its_account_is_refused(usd):
@@ -72,7 +72,7 @@ def test_an_entry_in_another_currency_than_its_account_is_refused(usd):
         service.post(
             db.session,
             idempotency_key="eur",
-            kind="sale",
+            kind="journal",
             entries=[(usd.clearing, Money(5, "EUR")), (usd.payable, Money(-5, "EUR"))],
         )
 
@@ -132,7 +132,7 @@ def test_an_unbalanced_transaction_cannot_be_flushed_around_the_service(usd):
     db.session.add(
         LedgerTransaction(
             idempotency_key="sneaky",
-            kind="sale",
+            kind="journal",
             entries=[LedgerEntry(account=usd.clearing, amount=700, currency="USD")],
         )
     )

@@ -20,7 +20,7 @@ def insert_raw_transaction(entries, *, key="raw", reverses_id=None) -> int:
     transaction_id = db.session.execute(
         transactions.insert()
         .values(
-            idempotency_key=key, kind="sale", description="", reverses_id=reverses_id,
+            idempotency_key=key, kind="journal", description="", reverses_id=reverses_id,
             created_at=WHEN, effective_at=WHEN, metadata={},
         )
         .returning(transactions.c.id)
