@@ -130,12 +130,18 @@ def register_blueprints(app: Flask) -> None:
     from app.api.auth import authenticate
     from app.api.helpers import API_PREFIX
     from app.catalog.views import bp as catalog_bp
+    from app.commerce.views import bp as commerce_bp
+    from app.commerce.webhooks import bp as webhooks_bp
     from app.extensions import csrf
     from app.plays.views import bp as plays_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(plays_bp)
+    app.register_blueprint(commerce_bp)
+    # Webhooks prove who sent them with the provider's signature, not a CSRF token.
+    csrf.exempt(webhooks_bp)
+    app.register_blueprint(webhooks_bp)
     for api_bp in area_blueprints():
         # /api/v1 checks CSRF itself, and only for cookie sessions (see app.api.auth).
         csrf.exempt(api_bp)

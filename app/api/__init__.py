@@ -34,6 +34,7 @@ def area_blueprints() -> list[Blueprint]:
     """Every area's /api/v1 blueprint, in registration order."""
     from app.accounts.api import bp as accounts_api
     from app.catalog.api import bp as catalog_api
+    from app.commerce.api import bp as commerce_api
     from app.ingest.api import bp as ingest_api
 
-    return [bp, accounts_api, catalog_api, ingest_api]
+    return [bp, accounts_api, catalog_api, ingest_api, commerce_api]
