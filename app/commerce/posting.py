@@ -143,7 +143,9 @@ def sale_entries(session: Session, order: Order) -> Entries:
     entries: Entries = [
         (clearing_account(session, order.gateway, currency), Money(order.total_minor, currency))
     ]
-    for (purpose, artist_id), amount in credits.items():
+    # Accounts in one order (code-like: purpose, then artist), so that two first sales racing
+    # to create the same new accounts on PostgreSQL wait for each other rather than deadlock.
+    for (purpose, artist_id), amount in sorted(credits.items(), key=_account_order):
         if amount == 0:
             continue
         if artist_id is not None:
@@ -152,6 +154,11 @@ def sale_entries(session: Session, order: Order) -> Entries:
             target = platform_account(session, purpose, currency)
         entries.append((target, Money(-amount, currency)))
     return entries
+
+
+def _account_order(entry: tuple[tuple[str, int | None], int]) -> tuple[str, int]:
+    (purpose, artist_id), _ = entry
+    return purpose, artist_id or 0
 
 
 def _platform_parts(item: OrderItem) -> tuple[int, int]:
@@ -186,7 +193,7 @@ def fee_entries(
     else:
         debits[(PROCESSING_FEES, None)] = order.fee_minor
     entries: Entries = []
-    for (purpose, artist_id), amount in debits.items():
+    for (purpose, artist_id), amount in sorted(debits.items(), key=_account_order):
         if amount == 0:
             continue
         if artist_id is not None:
