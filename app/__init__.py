@@ -132,6 +132,8 @@ def register_blueprints(app: Flask) -> None:
     from app.catalog.views import bp as catalog_bp
     from app.commerce.views import bp as commerce_bp
     from app.commerce.webhooks import bp as webhooks_bp
+    from app.library.keylink_views import bp as keylinks_bp
+    from app.library.views import bp as library_bp
     from app.extensions import csrf
     from app.plays.views import bp as plays_bp
 
@@ -139,6 +141,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(catalog_bp)
     app.register_blueprint(plays_bp)
     app.register_blueprint(commerce_bp)
+    app.register_blueprint(library_bp)
+    app.register_blueprint(keylinks_bp)
     # Webhooks prove who sent them with the provider's signature, not a CSRF token.
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)

@@ -36,5 +36,6 @@ def area_blueprints() -> list[Blueprint]:
     from app.catalog.api import bp as catalog_api
     from app.commerce.api import bp as commerce_api
     from app.ingest.api import bp as ingest_api
+    from app.library.api import bp as library_api
 
-    return [bp, accounts_api, catalog_api, ingest_api, commerce_api]
+    return [bp, accounts_api, catalog_api, ingest_api, commerce_api, library_api]
