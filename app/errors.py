@@ -75,7 +75,7 @@ def current_request_id() -> str:
 
 
 def wants_json() -> bool:
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/webhooks/")):
         return True
     return request.accept_mimetypes.best == "application/json"
 

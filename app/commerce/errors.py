@@ -1,6 +1,6 @@
 """Commerce errors."""
 
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 
 class OrderNotFound(NotFound):
@@ -45,3 +45,11 @@ class PaymentMismatch(Conflict):
 
 class InvalidSignature(InvalidInput):
     code = "invalid_signature"
+    status = 400
+
+
+class GatewayUnavailable(DomainError):
+    """The payment processor could not be reached or refused the call; nothing was recorded."""
+
+    code = "gateway_unavailable"
+    status = 503
