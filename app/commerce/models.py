@@ -39,6 +39,12 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"  # the checkout was abandoned
 
 
+class DisputeState(enum.StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
 # Orders in these states own what they bought.
 OWNING_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 
@@ -93,6 +99,10 @@ class Order(db.Model):
         String(GATEWAY_REFERENCE_MAX_LENGTH), index=True
     )
     failure_reason: Mapped[str] = mapped_column(String(500), default="")
+    # The processor's dispute of this payment, once one is opened, and where it stands: a
+    # redelivered opening must not reopen a dispute that has closed.
+    dispute_reference: Mapped[str | None] = mapped_column(String(GATEWAY_REFERENCE_MAX_LENGTH))
+    dispute_state: Mapped[DisputeState | None] = mapped_column(_enum(DisputeState, "dispute_state"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -38,7 +38,7 @@ from app.commerce.errors import (
     OrderStateConflict,
     PaymentMismatch,
 )
-from app.commerce.models import ItemKind, Order, OrderItem, OrderStatus
+from app.commerce.models import DisputeState, ItemKind, Order, OrderItem, OrderStatus
 from app.jobs import enqueue_after_commit
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry, LedgerTransaction
@@ -451,8 +451,10 @@ def record_refund(
     """The gateway has refunded ``refunded_total_minor`` of the order in all, so far.
 
     Refund events carry the cumulative amount refunded, so an event older than one already
-    applied changes nothing, and events may come in any order. The increment reverses the
-    sale in proportion to each account's part of it (``app.ledger.service.reverse``).
+    applied changes nothing, and events may come in any order. What the ledger has not
+    reversed yet is reversed from the sale in proportion to each account's part of it
+    (``app.ledger.service.reverse``). While a chargeback holds the sale there is nothing to
+    reverse; the refund is then caught up if the dispute is won.
 
     Raises OrderStateConflict for an order not paid yet (the caller records the payment
     first), and PaymentMismatch for a total above what was paid.
@@ -467,30 +469,9 @@ def record_refund(
             "A refund cannot exceed what was paid.",
             {"order": order.public_id, "refunded": refunded_total_minor},
         )
-    increment = refunded_total_minor - order.refunded_minor
-    if increment <= 0:
-        return order
-    sale = _live_sale(session, order)
-    if sale is not None:
-        left = _left_of(session, sale, order.currency)
-        reversed_now = min(increment, left)
-        if reversed_now > 0:
-            ledger.reverse(
-                session,
-                sale,
-                idempotency_key=posting.refund_key(order, refunded_total_minor),
-                amount=Money(reversed_now, order.currency),
-                kind=posting.REFUND,
-                description=f"Refund, order {order.public_id}",
-                effective_at=at,
-            )
-    order.refunded_minor = refunded_total_minor
-    if order.status is not OrderStatus.DISPUTED:
-        order.status = (
-            OrderStatus.REFUNDED
-            if refunded_total_minor == order.total_minor
-            else OrderStatus.PARTIALLY_REFUNDED
-        )
+    order.refunded_minor = max(order.refunded_minor, refunded_total_minor)
+    _catch_up_refunds(session, order, at)
+    _settle_status(order)
     return order
 
 
@@ -499,22 +480,22 @@ def record_dispute(
 ) -> Order:
     """A chargeback: reverse what is left of the sale, and post the dispute fee, once each.
 
-    Raises OrderStateConflict for an order not paid yet.
+    A dispute already opened (or closed) under ``dispute_id`` is left as it is. Raises
+    OrderStateConflict for an order not paid yet.
     """
     order = lock_order(session, order.id)
     if order.status not in MONEYED_STATUSES:
         raise OrderStateConflict(
             "This order has not been paid, so it cannot be disputed.", {"order": order.public_id}
         )
-    key = posting.dispute_key(order, dispute_id)
-    if _transaction(session, key) is not None:
+    if order.dispute_reference == dispute_id and order.dispute_state is not None:
         return order
     sale = _live_sale(session, order)
     if sale is not None and _left_of(session, sale, order.currency) > 0:
         ledger.reverse(
             session,
             sale,
-            idempotency_key=key,
+            idempotency_key=posting.dispute_key(order, dispute_id),
             kind=posting.CHARGEBACK,
             description=f"Chargeback {dispute_id}, order {order.public_id}",
             effective_at=at,
@@ -529,6 +510,8 @@ def record_dispute(
             effective_at=at,
             details=posting.order_details(order, dispute=dispute_id),
         )
+    order.dispute_reference = dispute_id
+    order.dispute_state = DisputeState.OPEN
     order.status = OrderStatus.DISPUTED
     return order
 
@@ -542,13 +525,17 @@ def record_dispute_closed(
     fee_minor: int,
     at: datetime,
 ) -> Order:
-    """A dispute's end. Won: the sale is posted again (the chargeback's entries, negated).
+    """A dispute's end. Won: the sale is posted again (the chargeback's entries, negated),
+    less any refund made meanwhile. Lost: the chargeback stands.
 
-    A close that arrives before its opening applies the opening first. Raises
-    OrderStateConflict for an order not paid yet.
+    A close that arrives before its opening applies the opening first; a repeated close
+    changes nothing. Raises OrderStateConflict for an order not paid yet.
     """
     order = record_dispute(session, order, dispute_id=dispute_id, fee_minor=fee_minor, at=at)
+    if order.dispute_state is not DisputeState.OPEN:
+        return order
     if not won:
+        order.dispute_state = DisputeState.LOST
         return order
     chargeback = _transaction(session, posting.dispute_key(order, dispute_id))
     if chargeback is not None:
@@ -561,13 +548,49 @@ def record_dispute_closed(
             effective_at=at,
             details=posting.order_details(order, dispute=dispute_id),
         )
-    if order.refunded_minor == 0:
+    order.dispute_state = DisputeState.WON
+    _catch_up_refunds(session, order, at)
+    _settle_status(order)
+    return order
+
+
+def _settle_status(order: Order) -> None:
+    """Paid, partially refunded or refunded, by the refunds; a dispute open or lost rules."""
+    if order.dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+        order.status = OrderStatus.DISPUTED
+    elif order.refunded_minor == 0:
         order.status = OrderStatus.PAID
     elif order.refunded_minor == order.total_minor:
         order.status = OrderStatus.REFUNDED
     else:
         order.status = OrderStatus.PARTIALLY_REFUNDED
-    return order
+
+
+def _catch_up_refunds(session: Session, order: Order, at: datetime) -> None:
+    """Reverse from the live sale what has been refunded but not reversed in the ledger yet.
+
+    The reversal's key is the ledger's cumulative refunded amount after it, which only ever
+    grows, so each step posts once however often it is attempted.
+    """
+    reversed_so_far = _ledger_refunded(session, order)
+    missing = order.refunded_minor - reversed_so_far
+    if missing <= 0:
+        return
+    sale = _live_sale(session, order)
+    if sale is None:
+        return
+    now_reversed = min(missing, _left_of(session, sale, order.currency))
+    if now_reversed <= 0:
+        return
+    ledger.reverse(
+        session,
+        sale,
+        idempotency_key=posting.refund_key(order, reversed_so_far + now_reversed),
+        amount=Money(now_reversed, order.currency),
+        kind=posting.REFUND,
+        description=f"Refund, order {order.public_id}",
+        effective_at=at,
+    )
 
 
 # The ledger side of an order ----------------------------------------------------------------
@@ -589,6 +612,21 @@ def _live_sale(session: Session, order: Order) -> LedgerTransaction | None:
         .order_by(LedgerTransaction.id.desc())
     )
     return next(iter(candidates), None)
+
+
+def _ledger_refunded(session: Session, order: Order) -> int:
+    """How much the order's refund transactions have taken back from the clearing account."""
+    clearing = posting.clearing_account(session, order.gateway, order.currency)
+    taken = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .join(LedgerTransaction, LedgerEntry.transaction)
+        .where(
+            LedgerTransaction.kind == posting.REFUND,
+            LedgerTransaction.idempotency_key.startswith(f"order:{order.id}:", autoescape=True),
+            LedgerEntry.account_id == clearing.id,
+        )
+    )
+    return -int(taken or 0)
 
 
 def _left_of(session: Session, sale: LedgerTransaction, currency: str) -> int:

@@ -34,6 +34,8 @@ def upgrade():
     sa.Column('payment_reference', sa.String(length=255), nullable=True),
     sa.Column('charge_reference', sa.String(length=255), nullable=True),
     sa.Column('failure_reason', sa.String(length=500), nullable=False),
+    sa.Column('dispute_reference', sa.String(length=255), nullable=True),
+    sa.Column('dispute_state', sa.Enum('open', 'won', 'lost', name='dispute_state', native_enum=False, create_constraint=True, length=20), nullable=True),
     sa.Column('created_at', app.timestamps.UTCDateTime(timezone=True), nullable=False),
     sa.Column('paid_at', app.timestamps.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', app.timestamps.UTCDateTime(timezone=True), nullable=False),
