@@ -62,6 +62,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "OUTBOX_PATH": ("", str),
     "SMTP_URL": ("", str),
     "MAIL_FROM": ("Megabox <receipts@megabox.invalid>", str),
+    # The site's address as people reach it, for links in e-mails (jobs have no request).
+    "PUBLIC_URL": ("http://127.0.0.1:5000", str),
     # Limits.
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "RATELIMIT_ENABLED": (True, _to_bool),

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from app.accounts.current import viewer
 from app.catalog import service
 from app.catalog.schemas import ArtistForm, ReleaseForm, load_track_form
+from app.commerce.views import SALES_POLL_SECONDS, studio_sales
 from app.errors import DomainError
 from app.extensions import db
 from app.ledger.money import CURRENCY_EXPONENTS
@@ -88,7 +89,12 @@ def release(release_id: int) -> str:
 @bp.get("/studio")
 @login_required
 def studio() -> str:
-    return render_template("catalog/studio.html", artists=current_user.artists)
+    return render_template(
+        "catalog/studio.html",
+        artists=current_user.artists,
+        sales=studio_sales(current_user.artists),
+        sales_poll_seconds=SALES_POLL_SECONDS,
+    )
 
 
 @bp.route("/studio/artists/new", methods=["GET", "POST"])

@@ -39,6 +39,10 @@ EXPECTED_OPERATIONS = {
     ("GET", "/api/v1/uploads/{upload_id}"),
     ("PATCH", "/api/v1/uploads/{upload_id}"),
     ("DELETE", "/api/v1/uploads/{upload_id}"),
+    # orders (app/commerce/api.py)
+    ("POST", "/api/v1/orders"),
+    ("GET", "/api/v1/orders"),
+    ("GET", "/api/v1/orders/{public_id}"),
 }
 
 
