@@ -121,6 +121,7 @@ def register_models() -> None:
     import app.commerce.verify  # commerce's checks for `megabox ledger verify`
     import app.ingest.models
     import app.ledger.models
+    import app.library.models
     import app.vault.models  # noqa: F401
 
 

@@ -64,6 +64,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "MAIL_FROM": ("Megabox <receipts@megabox.invalid>", str),
     # The site's address as people reach it, for links in e-mails (jobs have no request).
     "PUBLIC_URL": ("http://127.0.0.1:5000", str),
+    # How long a signed download or zip link works after it is made.
+    "DOWNLOAD_LINK_TTL_SECONDS": (86400, int),
     # Limits.
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "RATELIMIT_ENABLED": (True, _to_bool),

@@ -24,10 +24,15 @@ def cover_path(release_id: int, size: int) -> str:
 
 
 def object_ids(session: Session, releases: Iterable[Release] = (), tracks: Iterable[Track] = ()) -> list[str]:
-    """The vault objects behind these releases (covers and tracks) and tracks."""
+    """The vault objects behind these releases (covers and tracks) and tracks, with their
+    cached downloads."""
     releases = list(releases)
     tracks = list(tracks) + [track for release in releases for track in release.tracks]
     found = [oid for track in tracks if track.media is not None for oid in track.media.object_ids()]
+    # Imported here: the library builds on the catalogue, which imports this module.
+    from app.library.service import download_object_ids
+
+    found += download_object_ids(session, [track.id for track in tracks])
     if releases:
         found += session.scalars(
             select(ReleaseCover.object_id).where(ReleaseCover.release_id.in_([r.id for r in releases]))

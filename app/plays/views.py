@@ -44,7 +44,7 @@ def stream(track_id: int, fmt: str) -> Response:
     if track.media is None:
         raise NotFound("This track has no audio yet.")
     attribute, mimetype = RENDITIONS[fmt]
-    return _send_object(getattr(track.media, attribute), mimetype, cache_seconds=0)
+    return send_object(getattr(track.media, attribute), mimetype, cache_seconds=0)
 
 
 @bp.get("/tracks/<int:track_id>/waveform.json")
@@ -61,7 +61,7 @@ def cover(release_id: int, size: int) -> Response:
     found = db.session.get(ReleaseCover, (release_id, size))
     if found is None:
         raise NotFound("No cover at that size.")
-    return _send_object(found.object_id, "image/jpeg", cache_seconds=COVER_CACHE_SECONDS)
+    return send_object(found.object_id, "image/jpeg", cache_seconds=COVER_CACHE_SECONDS)
 
 
 def cover_path(release_id: int, size: int) -> str:
@@ -69,7 +69,7 @@ def cover_path(release_id: int, size: int) -> str:
     return f"/releases/{release_id}/cover/{size}.jpg"
 
 
-def _send_object(object_id: str, mimetype: str, cache_seconds: int) -> Response:
+def send_object(object_id: str, mimetype: str, cache_seconds: int) -> Response:
     """Send a vault object whole (200), one byte range of it (206), or 304/416 as RFC 9110 says.
 
     The first segment sent is authenticated before the response starts, so a damaged object
@@ -91,7 +91,7 @@ def _send_object(object_id: str, mimetype: str, cache_seconds: int) -> Response:
         f"private, max-age={cache_seconds}" if cache_seconds else "no-store"
     )
     try:
-        served = _as_served(request.environ, reader.size)
+        served = as_served(request.environ, reader.size)
         response.make_conditional(served, accept_ranges=True, complete_length=reader.size)
         if response.status_code in (200, 206) and request.method != "HEAD":
             reader.seek(response.content_range.start if response.status_code == 206 else 0)
@@ -107,7 +107,7 @@ def _send_object(object_id: str, mimetype: str, cache_seconds: int) -> Response:
     return response
 
 
-def _as_served(environ: dict[str, Any], size: int) -> dict[str, Any]:
+def as_served(environ: dict[str, Any], size: int) -> dict[str, Any]:
     """The request's environ with its Range as this view honours it.
 
     A Range that is not one ``bytes`` range (another unit, several ranges, a malformed one)

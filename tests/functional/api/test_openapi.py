@@ -43,6 +43,10 @@ EXPECTED_OPERATIONS = {
     ("POST", "/api/v1/orders"),
     ("GET", "/api/v1/orders"),
     ("GET", "/api/v1/orders/{public_id}"),
+    # library (app/library/api.py)
+    ("GET", "/api/v1/library"),
+    ("GET", "/api/v1/library/items/{item_id}/downloads"),
+    ("POST", "/api/v1/library/items/{item_id}/downloads"),
 }
 
 
@@ -65,6 +69,7 @@ def test_every_expected_operation_is_routed(app):
     for method, path in EXPECTED_OPERATIONS:
         concrete = path.replace("{slug}", "band").replace("{upload_id}", "u1")
         concrete = concrete.replace("{release_id}", "1").replace("{track_id}", "1").replace("{token_id}", "1")
+        concrete = concrete.replace("{public_id}", "abc").replace("{item_id}", "1")
         endpoint, _ = adapter.match(concrete, method=method)
         assert endpoint.split(".")[0].endswith("api"), (method, path, endpoint)
 
