@@ -23,6 +23,12 @@ class SlugTaken(Conflict):
     code = "slug_taken"
 
 
+class HasBuyers(Conflict):
+    """Bought music stays for its buyers: it can be unpublished, not deleted."""
+
+    code = "has_buyers"
+
+
 class InvalidPricing(InvalidInput):
     code = "invalid_pricing"
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.catalog.errors import (
+    HasBuyers,
     ArtistNotFound,
     InvalidPricing,
     NotOwner,
@@ -123,10 +124,25 @@ def delete_artist(
     """Delete an artist with its releases, crypto-shredding their stored media and removing
     the spooled bytes of their uploads in flight after the commit."""
     require_owner(user, artist)
+    _refuse_if_bought(session, [release.id for release in artist.releases], "This artist's music")
     doomed = media.object_ids(session, releases=artist.releases)
     media.discard_uploads(session, current_app.config if config is None else config, artist.releases)
     session.delete(artist)
     media.shred(session, doomed)
+
+
+def _refuse_if_bought(session: Session, release_ids: list[int], what: str) -> None:
+    """Raises HasBuyers if anyone has ordered any of these releases or their tracks."""
+    # Imported here: commerce builds on the catalogue.
+    from app.commerce.models import OrderItem
+
+    if release_ids and session.scalar(
+        select(OrderItem.id).where(OrderItem.release_id.in_(release_ids)).limit(1)
+    ):
+        raise HasBuyers(
+            f"{what} has been bought, so it stays for its buyers. Unpublish it instead of "
+            "deleting it."
+        )
 
 
 def list_artists(session: Session, limit: int, offset: int = 0) -> list[Artist]:
@@ -270,6 +286,7 @@ def delete_release(
     """Delete a release and its tracks, crypto-shredding their stored media and removing the
     spooled bytes of its uploads in flight after the commit."""
     require_owner(user, release.artist)
+    _refuse_if_bought(session, [release.id], "This release")
     doomed = media.object_ids(session, releases=[release])
     media.discard_uploads(session, current_app.config if config is None else config, [release])
     session.delete(release)
@@ -394,6 +411,7 @@ def check_track_price(price_minor: int, currency: str, limit: int) -> None:
 def delete_track(session: Session, user: User, track: Track) -> None:
     """Delete a track, crypto-shredding its stored media."""
     require_owner(user, track.release.artist)
+    _refuse_if_bought(session, [track.release_id], "This track's release")
     doomed = media.object_ids(session, tracks=[track])
     session.delete(track)
     media.shred(session, doomed)

@@ -15,6 +15,10 @@ class InvalidAmount(InvalidInput):
     code = "invalid_amount"
 
 
+class DuplicateItem(InvalidInput):
+    code = "duplicate_item"
+
+
 class MixedCurrencies(InvalidInput):
     code = "mixed_currencies"
 

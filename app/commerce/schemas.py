@@ -165,6 +165,7 @@ class CartLineSchema(Schema):
     track_id = _id(allow_none=True, load_default=None)
     amount_minor = fields.Integer(strict=True, allow_none=True, load_default=None,
                                   validate=validate.Range(min=0))  # fmt: skip
+    currency = fields.String(allow_none=True, load_default=None, validate=validate.Length(equal=3))
 
 
 # The studio's sales feed --------------------------------------------------------------------

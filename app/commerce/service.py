@@ -20,16 +20,18 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from app.accounts.models import User
 from app.catalog.models import PricingMode, Release, Track, TrackStatus
 from app.catalog.service import price_problem
 from app.commerce import posting
 from app.commerce.errors import (
     CartFull,
+    DuplicateItem,
     EmptyCart,
     InvalidAmount,
     MixedCurrencies,
@@ -44,9 +46,6 @@ from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry, LedgerTransaction
 from app.ledger.money import Money
 from app.timestamps import utcnow
-
-if TYPE_CHECKING:
-    from app.accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +70,15 @@ class CartLine:
     """One thing to buy: a release, or one of its tracks, and what the buyer offers for it.
 
     ``amount_minor`` None means the listed price (the fixed price, or the suggestion).
+    ``currency``, when given, must still be the release's.
     """
 
     release_id: int
     track_id: int | None = None
     amount_minor: int | None = None
+    # The currency the buyer saw the amount in; if the release's currency has changed since,
+    # the line is refused rather than charged in the new one.
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +117,10 @@ def offer_for(session: Session, line: CartLine) -> Offer:
     track = session.get(Track, line.track_id)
     if track is None or track.release_id != release.id:
         raise NotForSale("No such track on this release.", {"track_id": line.track_id})
-    if not track.sold_separately or track.status is not TrackStatus.READY:
+    if not track.sold_separately:
         raise NotForSale("This track is sold only with its release.", {"track_id": track.id})
+    if track.status is not TrackStatus.READY:
+        raise NotForSale("This track is not ready to sell yet.", {"track_id": track.id})
     if release.pricing_mode is PricingMode.FREE:
         return Offer(release, track, 0, 0)
     return Offer(release, track, track.price_minor, track.price_minor)
@@ -123,10 +128,17 @@ def offer_for(session: Session, line: CartLine) -> Offer:
 
 def _amount_for(offer: Offer, line: CartLine, limit: int) -> int:
     """What the buyer pays for the line. Raises InvalidAmount."""
+    if line.currency is not None and line.currency != offer.currency:
+        problem = (
+            f"The price of {offer.title} is now in {offer.currency}, not {line.currency}: "
+            "add it to your cart again."
+        )
+        raise InvalidAmount(problem, {"amount_minor": [problem]})
     amount = offer.list_price_minor if line.amount_minor is None else line.amount_minor
-    problem = price_problem(amount, offer.currency, limit, "An amount")
+    problem = price_problem(amount, offer.currency, limit, f"The amount for {offer.title}")
     if problem is None and amount < offer.minimum_minor:
-        problem = f"Pay at least {Money(offer.minimum_minor, offer.currency).format()} for this."
+        minimum = Money(offer.minimum_minor, offer.currency).format()
+        problem = f"Pay at least {minimum} for {offer.title}."
     if problem is not None:
         raise InvalidAmount(problem, {"amount_minor": [problem]})
     return amount
@@ -149,8 +161,9 @@ def create_order(
     as an acquisition (gateway "free", status paid, no ledger transaction) and its receipt is
     sent after commit.
 
-    Raises EmptyCart, CartFull (more than ``MAX_CART_ITEMS``), NotForSale, InvalidAmount,
-    MixedCurrencies, and InvalidInput for the same item twice.
+    Raises EmptyCart, CartFull (more than ``MAX_CART_ITEMS``), NotForSale (also for the
+    buyer's own music), InvalidAmount, MixedCurrencies, and DuplicateItem for the same item
+    twice or a release with one of its own tracks.
     """
     if not lines:
         raise EmptyCart("The cart is empty.")
@@ -158,10 +171,21 @@ def create_order(
         raise CartFull(f"A cart holds at most {config['MAX_CART_ITEMS']} items.")
     keys = [(line.release_id, line.track_id) for line in lines]
     if len(set(keys)) != len(keys):
-        raise InvalidAmount("The same item is in the cart twice.")
+        raise DuplicateItem("The same item is in the cart twice.")
+    whole = {release_id for release_id, track_id in keys if track_id is None}
+    if any(track_id is not None and release_id in whole for release_id, track_id in keys):
+        raise DuplicateItem(
+            "The cart holds a release and one of its tracks; the release includes the track."
+        )
     limit = int(config["MAX_PRICE_MINOR"])
     bps = int(config["ARTIST_SHARE_BPS"])
     offers = [offer_for(session, line) for line in lines]
+    for offer in offers:
+        if offer.release.artist.owner_id == buyer.id:
+            raise NotForSale(
+                f"{offer.title} is your own music; it is in your Studio already.",
+                {"release_id": offer.release.id},
+            )
     currencies = {offer.currency for offer in offers}
     if len(currencies) > 1:
         raise MixedCurrencies(
@@ -240,9 +264,12 @@ def start_checkout(
 ) -> tuple[Order, str]:
     """Create the order and open the gateway's checkout: (order, where to send the buyer).
 
-    A zero-price order skips the gateway and goes to ``success_url``. Raises what
+    A zero-price order skips the gateway and goes to ``success_url``. A buyer has one unpaid
+    checkout at a time: starting one ends (expires) the buyer's earlier checkouts that no
+    payment has reached, so paying an old one cannot buy the same cart twice. Raises what
     ``create_order`` raises, and the gateway's errors.
     """
+    _end_unpaid_checkouts(session, buyer)
     order = create_order(session, buyer, lines, gateway=gateway.name, config=config)
     if order.status is OrderStatus.PAID:
         return order, success_url(order)
@@ -251,6 +278,26 @@ def start_checkout(
     )
     order.checkout_session_id = redirect.session_id
     return order, redirect.url
+
+
+def _end_unpaid_checkouts(session: Session, buyer: User) -> None:
+    """Expire the buyer's pending orders that no payment has reached, under a lock on the
+    buyer's row so that two checkouts started at once end up with one open."""
+    users = User.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(users).where(users.c.id == buyer.id).values(id=users.c.id))
+    else:
+        session.execute(select(users.c.id).where(users.c.id == buyer.id).with_for_update())
+    session.execute(
+        update(Order)
+        .where(
+            Order.buyer_id == buyer.id,
+            Order.status == OrderStatus.PENDING,
+            Order.payment_reference.is_(None),
+        )
+        .values(status=OrderStatus.EXPIRED, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def order_by_public_id(session: Session, public_id: str) -> Order | None:
@@ -441,6 +488,15 @@ def record_checkout_expired(session: Session, order: Order) -> Order:
     """An abandoned checkout: pending becomes expired. Any other state is kept."""
     order = lock_order(session, order.id)
     if order.status is OrderStatus.PENDING:
+        order.status = OrderStatus.EXPIRED
+    return order
+
+
+def record_checkout_abandoned(session: Session, order: Order) -> Order:
+    """The buyer left the checkout (cancelled it, or went back to the cart): a pending order
+    that no payment has reached expires. Any other state is kept."""
+    order = lock_order(session, order.id)
+    if order.status is OrderStatus.PENDING and order.payment_reference is None:
         order.status = OrderStatus.EXPIRED
     return order
 

@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 from flask import session as cookie_session
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, user_logged_out
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
@@ -86,8 +86,8 @@ def order_url(order: Order) -> str:
 
 
 def cart_url(order: Order) -> str:
-    """Where a gateway returns a buyer who cancelled."""
-    return url_for("commerce.cart", _external=True)
+    """Where a gateway returns a buyer who cancelled: the cart, refilled from the order."""
+    return url_for("commerce.cart", restore=order.public_id, _external=True)
 
 
 # The cart --------------------------------------------------------------------------------
@@ -117,7 +117,12 @@ def _stored_lines() -> list[CartLine]:
 
 def _store_lines(lines: Iterable[CartLine]) -> None:
     cookie_session[CART_KEY] = [
-        {"release_id": line.release_id, "track_id": line.track_id, "amount_minor": line.amount_minor}
+        {
+            "release_id": line.release_id,
+            "track_id": line.track_id,
+            "amount_minor": line.amount_minor,
+            "currency": line.currency,
+        }
         for line in lines
     ]
 
@@ -143,8 +148,19 @@ def _line_key(line: CartLine) -> tuple[int, int | None]:
     return line.release_id, line.track_id
 
 
+@user_logged_out.connect
+def _empty_cart_on_sign_out(sender: Any, **extra: Any) -> None:
+    # The browser's session outlives the sign-out; what the last person put in the cart
+    # must not be the next person's.
+    cookie_session.pop(CART_KEY, None)
+
+
 @bp.get("/cart")
-def cart() -> str:
+def cart() -> str | Response:
+    restore = request.args.get("restore")
+    if restore:
+        _restore_cart(restore)
+        return redirect(url_for("commerce.cart"))
     entries = _cart_entries()
     currency = entries[0].offer.currency if entries else None
     total = sum(entry.amount_minor for entry in entries)
@@ -163,8 +179,17 @@ def add_to_cart() -> Response | tuple[str, int]:
             amount = read_offered_amount(form["amount"], offer.currency, offer.minimum_minor)
         except ValidationError as exc:
             errors["amount"] = list(exc.messages)
-    others = [entry for entry in _cart_entries() if entry.key != _line_key(line)]
-    if others and others[0].offer.currency != offer.currency:
+    entries = _cart_entries()
+    # A whole release replaces any of its tracks already in the cart.
+    others = [
+        entry
+        for entry in entries
+        if entry.key != _line_key(line)
+        and not (line.track_id is None and entry.line.release_id == line.release_id)
+    ]
+    if line.track_id is not None and (line.release_id, None) in {e.key for e in entries}:
+        errors["_form"] = [f"Your cart holds {offer.release.title}, which includes this track."]
+    elif others and others[0].offer.currency != offer.currency:
         errors["_form"] = [
             f"Your cart holds items priced in {others[0].offer.currency} and this one is priced "
             f"in {offer.currency}. An order is paid in one currency: check out your cart or "
@@ -183,11 +208,14 @@ def add_to_cart() -> Response | tuple[str, int]:
             buy_amount=form["amount"] or "",
         )
         return page, 422
-    replaced = len(others) != len(_stored_lines())
-    added = CartLine(line.release_id, line.track_id, amount)
+    updated = any(entry.key == _line_key(line) for entry in entries)
+    tracks_dropped = len(entries) - len(others) - updated
+    added = CartLine(line.release_id, line.track_id, amount, offer.currency)
     _store_lines([entry.line for entry in others] + [added])
-    if replaced:
+    if updated:
         flash(f"Updated “{offer.title}” in your cart.", "success")
+    elif tracks_dropped:
+        flash(f"Added “{offer.title}” to your cart, in place of its tracks.", "success")
     else:
         flash(f"Added “{offer.title}” to your cart.", "success")
     return redirect(url_for("commerce.cart"))
@@ -208,7 +236,7 @@ def checkout() -> Response:
         flash("Sign in or create an account to check out. Your cart is kept.", "info")
         return redirect(url_for("accounts.login_page", next=url_for("commerce.cart")))
     try:
-        _, target = service.start_checkout(
+        order, target = service.start_checkout(
             db.session,
             get_gateway(current_app),
             current_user,
@@ -222,7 +250,28 @@ def checkout() -> Response:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("commerce.cart"))
+    # The items now wait in the order: a second checkout (a double click, the Back button)
+    # finds an empty cart instead of buying them twice. Cancelling refills the cart.
+    _store_lines([])
     return redirect(target)
+
+
+def _restore_cart(public_id: str) -> None:
+    """Put a checkout the buyer left back into the cart, and end that checkout."""
+    if not current_user.is_authenticated:
+        return
+    order = service.order_by_public_id(db.session, public_id)
+    if order is None or order.buyer_id != current_user.id or order.owns_items:
+        return
+    service.record_checkout_abandoned(db.session, order)
+    db.session.commit()
+    lines = [
+        CartLine(item.release_id, item.track_id, item.amount_minor, order.currency)
+        for item in order.items
+    ]
+    kept = {_line_key(line) for line in lines}
+    _store_lines(lines + [line for line in _stored_lines() if _line_key(line) not in kept])
+    flash("Your items are back in your cart.", "info")
 
 
 def _forget_bought(order: Order) -> None:
@@ -259,10 +308,12 @@ def order_page(public_id: str) -> str:
         and order.checkout_session_id is not None
         and not sandbox.is_processing(order)
     )
+    processing = order.status is OrderStatus.PENDING and order.payment_reference is not None
     return render_template(
         "commerce/order.html",
         order=order,
-        refresh_seconds=PENDING_REFRESH_SECONDS if order.status is OrderStatus.PENDING else None,
+        processing=processing,
+        refresh_seconds=PENDING_REFRESH_SECONDS if processing else None,
         sandbox_url=(
             url_for("commerce.sandbox_checkout", session_id=order.checkout_session_id)
             if awaiting_sandbox

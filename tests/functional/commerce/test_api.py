@@ -28,9 +28,10 @@ def test_the_api_creates_an_order_that_the_buyer_pays_on_its_checkout_page(
     client: FlaskClient, auth: Any, session: Any, bearer: Any, make_release: Any, buyer: Any
 ) -> None:
     release = make_release(price=800, minimum=500, mode=PricingMode.NAME_YOUR_PRICE, track_price=150)
+    single = make_release(track_price=150, artist=release.artist)
     headers = bearer(buyer)
     body = {"items": [{"release_id": release.id, "amount_minor": 1000},
-                      {"release_id": release.id, "track_id": release.tracks[0].id}]}  # fmt: skip
+                      {"release_id": single.id, "track_id": single.tracks[0].id}]}  # fmt: skip
     created = client.post("/api/v1/orders", json=body, headers=headers)
     assert created.status_code == 201, created.json
     order = created.json

@@ -10,6 +10,7 @@ from flask import Flask
 from app.catalog.models import PricingMode
 from app.commerce import service
 from app.commerce.errors import (
+    DuplicateItem,
     InvalidAmount,
     MixedCurrencies,
     NotForSale,
@@ -211,3 +212,77 @@ def test_deduct_before_split_shares_the_fee(
         assert platform_balance(db.session, "platform_commission") == -94
         assert platform_balance(db.session, "processing_fees") == 0
         assert verify(db.session) == []
+
+
+def test_a_release_and_one_of_its_tracks_cannot_be_bought_together(
+    app: Flask, session: Any, make_release: Any, buyer: Any
+) -> None:
+    release = make_release()
+    with pytest.raises(DuplicateItem, match="includes the track"):
+        order(session, app, buyer, Line(release.id), Line(release.id, release.tracks[0].id))
+    with pytest.raises(DuplicateItem, match="twice"):
+        order(session, app, buyer, Line(release.id), Line(release.id))
+
+
+def test_an_artist_cannot_buy_their_own_music(
+    app: Flask, session: Any, make_release: Any
+) -> None:
+    release = make_release()
+    with pytest.raises(NotForSale, match="your own music"):
+        order(session, app, release.artist.owner, Line(release.id))
+
+
+def test_a_line_priced_in_a_currency_the_release_left_is_refused(
+    app: Flask, session: Any, make_release: Any, buyer: Any
+) -> None:
+    release = make_release(currency="JPY", price=600)
+    release.currency = "USD"
+    session.commit()
+    with pytest.raises(InvalidAmount, match="now in USD, not JPY"):
+        order(session, app, buyer, Line(release.id, amount_minor=600, currency="JPY"))
+
+
+def test_a_new_checkout_ends_the_buyers_unpaid_ones_but_not_a_payment_on_its_way(
+    app: Flask, session: Any, make_release: Any, buyer: Any
+) -> None:
+    from app.commerce.sandbox import SandboxGateway
+
+    class Gateway(SandboxGateway):
+        def start_checkout(self, order: Any, *, success_url: str, cancel_url: str) -> Any:
+            return service.CheckoutRedirect(f"sbx_test_{order.id}", "http://localhost/pay")
+
+    def checkout() -> Any:
+        placed, _ = service.start_checkout(
+            session, Gateway(app.config), buyer, [Line(make_release().id)], config=app.config,
+            success_url=lambda o: "http://localhost/ok", cancel_url=lambda o: "http://localhost/cart",
+        )  # fmt: skip
+        session.commit()
+        return placed
+
+    first = checkout()
+    second = checkout()
+    service.record_payment_pending(session, second, payment_reference="pi_on_its_way")
+    session.commit()
+    third = checkout()
+    statuses = [session.get(type(o), o.id).status for o in (first, second, third)]
+    assert statuses == [OrderStatus.EXPIRED, OrderStatus.PENDING, OrderStatus.PENDING]
+
+
+def test_bought_music_cannot_be_deleted_only_unpublished(
+    app: Flask, session: Any, make_release: Any, buyer: Any, pay: Any
+) -> None:
+    from app.catalog import service as catalog
+    from app.catalog.errors import HasBuyers
+
+    release = make_release(price=500)
+    pay(session, order(session, app, buyer, Line(release.id)))
+    owner = release.artist.owner
+    for delete in (
+        lambda: catalog.delete_track(session, owner, release.tracks[0]),
+        lambda: catalog.delete_release(session, owner, release, config=app.config),
+        lambda: catalog.delete_artist(session, owner, release.artist, config=app.config),
+    ):
+        with pytest.raises(HasBuyers, match="Unpublish it"):
+            delete()
+    session.rollback()
+    assert session.get(type(release), release.id) is not None

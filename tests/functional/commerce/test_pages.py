@@ -178,21 +178,34 @@ def test_checkout_asks_a_visitor_to_sign_in_and_keeps_the_cart(
     assert release.title in client.get("/cart").get_data(as_text=True)
 
 
-def test_cancel_returns_to_the_cart_and_payment_empties_it(
+def test_checkout_empties_the_cart_and_cancelling_refills_it(
     client: FlaskClient, auth: Any, session: Any, make_release: Any, buyer: Any
 ) -> None:
     release = make_release(price=700)
     auth.login(buyer.email)
     add(client, release)
     started = client.post("/cart/checkout")
-    page = client.get(started.headers["Location"]).get_data(as_text=True)
-    assert 'href="http://localhost/cart"' in page and "Cancel and return to your cart" in page
-    assert release.title in client.get("/cart").get_data(as_text=True)
+    (first,) = orders(session)
+    # A second checkout (a double click, the Back button) finds nothing to buy twice.
+    assert "Your cart is empty" in client.get("/cart").get_data(as_text=True)
+    again = client.post("/cart/checkout")
+    assert urlsplit(again.headers["Location"]).path == "/cart" and len(orders(session)) == 1
 
+    page = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "Cancel and return to your cart" in page
+    cancel = f"http://localhost/cart?restore={first.public_id}"
+    assert f'href="{cancel}"' in page
+    assert client.get(cancel).status_code == 302
+    assert release.title in client.get("/cart").get_data(as_text=True)
+    session.refresh(first)
+    assert first.status is OrderStatus.EXPIRED  # paying the left checkout is no longer possible
+
+    started = client.post("/cart/checkout")
     sandbox_page = urlsplit(started.headers["Location"])
     paid = client.post(f"{sandbox_page.path}?{sandbox_page.query}", data={"action": "pay"})
     client.get(paid.headers["Location"])
     assert "Your cart is empty" in client.get("/cart").get_data(as_text=True)
+    assert [o.status for o in orders(session)].count(OrderStatus.PAID) == 1
 
 
 def test_a_buyer_sees_only_their_own_orders(
@@ -214,7 +227,7 @@ def test_a_buyer_sees_only_their_own_orders(
     assert client.get(f"/orders/{order.public_id}").status_code == 302  # to the sign-in page
 
 
-def test_a_pending_order_page_says_processing_and_refreshes(
+def test_an_unpaid_order_page_offers_paying_or_the_cart_and_does_not_refresh(
     client: FlaskClient, auth: Any, session: Any, make_release: Any, buyer: Any
 ) -> None:
     auth.login(buyer.email)
@@ -222,9 +235,9 @@ def test_a_pending_order_page_says_processing_and_refreshes(
     client.post("/cart/checkout")
     (order,) = orders(session)
     page = client.get(f"/orders/{order.public_id}").get_data(as_text=True)
-    assert "Your payment is processing" in page and '<meta http-equiv="refresh" content="3">' in page
-    assert "once the payment clears" in page
+    assert "Waiting for your payment" in page and 'http-equiv="refresh"' not in page
     assert f'href="/checkout/sandbox/{order.checkout_session_id}"' in page  # back to paying
+    assert f'href="/cart?restore={order.public_id}"' in page
 
 
 def test_the_studio_shows_each_new_sale(
@@ -256,3 +269,27 @@ def test_the_studio_shows_each_new_sale(
         ("$9.99", "$8.99", "paid"),
     ]
     assert client.get("/studio/sales.json").json["artists"].keys() == {artist.slug}
+
+
+def test_signing_out_empties_the_cart(
+    client: FlaskClient, auth: Any, make_release: Any, buyer: Any
+) -> None:
+    release = make_release(price=700)
+    auth.login(buyer.email)
+    add(client, release)
+    assert release.title in client.get("/cart").get_data(as_text=True)
+    auth.logout()
+    assert "Your cart is empty" in client.get("/cart").get_data(as_text=True)
+
+
+def test_a_release_replaces_its_tracks_in_the_cart_and_a_track_of_a_carted_release_is_refused(
+    client: FlaskClient, make_release: Any
+) -> None:
+    release = make_release(price=700, tracks=2)
+    client.get(add(client, release, release.tracks[0]).headers["Location"])
+    added = client.get(add(client, release).headers["Location"]).get_data(as_text=True)
+    assert "in place of its tracks" in added
+    cart = client.get("/cart").get_data(as_text=True)
+    assert f"– {release.tracks[0].title}<" not in cart and f"– {release.title}<" in cart
+    refused = add(client, release, release.tracks[1])
+    assert refused.status_code == 422 and "which includes this track" in refused.get_data(as_text=True)

@@ -110,7 +110,9 @@ def test_decline_fails_the_order_and_moves_no_money(
     assert "declined" in page and 'value="pay"' not in page
     assert client.post(page_url, data={"action": "pay"}).status_code == 302
     assert the_order(session).status is OrderStatus.FAILED
-    assert "Back to your cart" in client.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert "Put the items back in your cart" in client.get(f"/orders/{order.public_id}").get_data(
+        as_text=True
+    )
 
 
 def test_pay_later_stays_processing_then_pays_once(
