@@ -116,6 +116,8 @@ ZIP_COVER_NAME = "cover.jpg"
 ZIP_MIME_TYPE = "application/zip"
 # File names: at most this many characters before the extension.
 FILENAME_MAX_CHARS = 120
+# File systems allow 255 bytes per name; leave room for a zip's track number and extension.
+FILENAME_MAX_BYTES = 200
 FALLBACK_FILENAME = "download"
 UNTITLED = "Untitled"
 # What a file name keeps: characters that mean nothing to a shell or a file system.
@@ -881,8 +883,14 @@ def _clean_name(text: str) -> str:
     """``text`` safe as a file name: no path separators, control or reserved characters, no
     leading dots, single spaces, at most FILENAME_MAX_CHARS characters."""
     text = unicodedata.normalize("NFC", text)
+    # Format characters (bidirectional overrides, zero-width spaces) can make
+    # "evil\u202eexe.mp3" look like another file type: they go.
+    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
     text = _SPACES.sub(" ", _UNSAFE_IN_NAME.sub("_", text)).strip()
-    return text[:FILENAME_MAX_CHARS].strip().lstrip(".").strip()
+    text = text[:FILENAME_MAX_CHARS]
+    while len(text.encode("utf-8")) > FILENAME_MAX_BYTES:
+        text = text[:-1]
+    return text.strip().lstrip(".").strip()
 
 
 def download_filename(stem: str, extension: str) -> str:
@@ -940,16 +948,18 @@ def release_zip(session: Session, item: OrderItem, fmt: DownloadFormat) -> Relea
     _require_release(item)
     require_owning(item)
     tracks = item_tracks(item)
-    width = max(2, len(str(max((t.position for t in tracks), default=0))))
+    # Entries are numbered by their place in the zip, not by position: two tracks an artist
+    # left at one position must not become one name (an unzip keeps only one of them).
+    width = max(2, len(str(len(tracks))))
     entries, missing = [], []
-    for track in tracks:
+    for number, track in enumerate(tracks, start=1):
         plan = format_plan(track, fmt)
         try:
             object_id = _ready_object(session, track, fmt)
         except DownloadNotReady:
             missing.append(track.id)
             continue
-        stem = f"{track.position:0{width}d} {track.title}"
+        stem = f"{number:0{width}d} {track.title}"
         name = download_filename(stem, plan.extension)
         entries.append(ZipEntry(name, object_id, vault.get_object(session, object_id).size))
     if missing:

@@ -226,7 +226,7 @@ def test_the_page_shows_progress_then_a_download_button(shop, buyer, client):
 
     making = client.get(f"/library/items/{item.id}?format=aiff")
     assert "Master: WAV, 16-bit, 44.1 kHz, lossless." in making.text
-    assert "Lossless downloads keep the master's bit depth and sample rate" in making.text
+    assert "Lossless downloads keep the master's sample rate and its bit depth" in making.text
     assert 'aria-valuenow="40"' in making.text and "fetch(" in making.text
     polled = client.get(f"/api/v1/library/items/{item.id}/downloads?format=aiff")
     assert polled.json["tracks"][0]["status"] == "processing"

@@ -187,3 +187,13 @@ def test_an_anonymous_visitor_cannot_ask_for_links(client, bought):
     item, _ = bought
     assert client.get(f"/api/v1/library/items/{item.id}/downloads").status_code == 401
     assert client.get(f"/library/items/{item.id}").status_code == 302  # to the sign-in page
+
+
+def test_file_names_drop_format_characters_and_fit_a_file_system() -> None:
+    from app.library.service import FILENAME_MAX_BYTES, download_filename
+
+    assert download_filename("01 evil\u202eexe.mp3", ".flac") == "01 evilexe.mp3.flac"
+    assert download_filename("zero\u200bwidth", ".mp3") == "zerowidth.mp3"
+    long = download_filename("🎸" * 200, ".flac")
+    assert len(long.encode("utf-8")) <= FILENAME_MAX_BYTES + len(".flac")
+    assert long.startswith("🎸") and long.endswith(".flac")
