@@ -29,6 +29,7 @@ from app.accounts.models import User
 from app.catalog.models import PricingMode, Release, Track, TrackStatus
 from app.catalog.service import price_problem
 from app.commerce import posting
+from app.database import lock_row
 from app.commerce.errors import (
     CartFull,
     DuplicateItem,
@@ -283,11 +284,7 @@ def start_checkout(
 def _end_unpaid_checkouts(session: Session, buyer: User) -> None:
     """Expire the buyer's pending orders that no payment has reached, under a lock on the
     buyer's row so that two checkouts started at once end up with one open."""
-    users = User.__table__
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(update(users).where(users.c.id == buyer.id).values(id=users.c.id))
-    else:
-        session.execute(select(users.c.id).where(users.c.id == buyer.id).with_for_update())
+    lock_row(session, User.__table__, buyer.id)
     session.execute(
         update(Order)
         .where(
@@ -353,17 +350,10 @@ def artist_sales(session: Session, artist_id: int, limit: int) -> list[OrderItem
 
 
 def lock_order(session: Session, order_id: int) -> Order:
-    """The order, locked until the transaction ends and read fresh. Raises OrderNotFound.
-
-    On PostgreSQL a row lock (``SELECT ... FOR UPDATE``); SQLite has none, so a no-op write
-    takes its database write lock now, before the order's state is read.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        table = Order.__table__
-        session.execute(update(table).where(table.c.id == order_id).values(id=table.c.id))
-        order = session.get(Order, order_id, populate_existing=True)
-    else:
-        order = session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    """The order, locked until the transaction ends (``app.database.lock_row``) and read
+    fresh. Raises OrderNotFound."""
+    lock_row(session, Order.__table__, order_id)
+    order = session.get(Order, order_id, populate_existing=True)
     if order is None:
         raise OrderNotFound("No such order.")
     return order

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.catalog.models import Artist, Release
 from app.catalog.service import require_owner
+from app.database import lock_row
 from app.ingest.errors import (
     ChecksumMismatch,
     ChunkTooLarge,
@@ -165,16 +166,11 @@ def start_upload(
 def lock_artist(session: Session, artist_id: int) -> None:
     """Serialise an artist's storage accounting until the transaction ends.
 
-    A no-op write: a row lock on PostgreSQL, the database's write lock on SQLite. Either way a
-    second opening (or a finished ingest) for this artist waits here until this transaction
-    ends, and then counts what this one added.
+    A row lock on PostgreSQL, the database's write lock on SQLite (``app.database.lock_row``):
+    either way a second opening (or a finished ingest) for this artist waits here until this
+    transaction ends, and then counts what this one added.
     """
-    session.execute(
-        update(Artist)
-        .where(Artist.id == artist_id)
-        .values(id=Artist.id)
-        .execution_options(synchronize_session=False)
-    )
+    lock_row(session, Artist.__table__, artist_id)
 
 
 def _create_spool(session: Session, path: Path) -> None:

@@ -4,8 +4,7 @@ Functions take the session and never commit; the caller's unit of work does. Not
 updates or deletes a ledger row (see ``app.ledger.models`` for the sign convention and the
 append-only guard). Uniqueness is the database's: account codes and idempotency keys are
 unique keys, written with ``INSERT ... ON CONFLICT DO NOTHING`` so that of two concurrent
-writers one inserts and the other finds its row, without a savepoint (which SQLite's deferred
-transactions would turn into an early commit, see ``app._sqlite_pragmas``).
+writers one inserts and the other finds its row (``app.database.insert_unless_exists``).
 """
 
 from __future__ import annotations
@@ -16,10 +15,10 @@ from datetime import datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, Select, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
+from app.database import insert_unless_exists, lock_row
 from app.ledger.allocation import allocate
 from app.ledger.errors import (
     AccountMismatch,
@@ -62,7 +61,7 @@ def account(
     found = _account_by_code(session, code)
     if found is None:
         session.execute(
-            _insert_unless_exists(session, LedgerAccount, "code").values(
+            insert_unless_exists(session, LedgerAccount, ["code"]).values(
                 code=code, kind=kind, currency=currency, artist_id=artist_id, created_at=utcnow()
             )
         )
@@ -124,7 +123,7 @@ def post(
     wanted = _signature(kind, reverses.id if reverses else None, entries)
     now = utcnow()
     new_id = session.execute(
-        _insert_unless_exists(session, LedgerTransaction, "idempotency_key")
+        insert_unless_exists(session, LedgerTransaction, ["idempotency_key"])
         .values(
             idempotency_key=idempotency_key,
             kind=kind,
@@ -196,19 +195,6 @@ def _existing(session: Session, idempotency_key: str, wanted: _Signature) -> Led
     return existing
 
 
-def _insert_unless_exists(session: Session, model: type[Any], key: str) -> Insert:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the session's database.
-
-    Raises NotImplementedError on a database other than SQLite or PostgreSQL.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing(index_elements=[key])
-    if dialect == "sqlite":
-        return sqlite.insert(model).on_conflict_do_nothing(index_elements=[key])
-    raise NotImplementedError(f"the ledger supports SQLite and PostgreSQL, not {dialect}")
-
-
 # Reversals --------------------------------------------------------------------------------
 
 
@@ -244,7 +230,8 @@ def reverse(
     IdempotencyConflict (the key was used for something else).
     """
     _check_reversal_request(original, fraction, amount)
-    _lock_for_reversal(session, original)
+    # Two reversals of one original must not both see the same remainder.
+    lock_row(session, LedgerTransaction.__table__, original.id)
     original_nets = _nets(session, original, include_reversals=False)
     original_totals = _debit_totals(original_nets)
     requested = _requested_totals(original_totals, fraction, amount)
@@ -297,17 +284,6 @@ def _check_reversal_request(
         raise InvalidReversal("A reversed fraction is more than 0 and at most 1.")
     if amount is not None and amount.minor <= 0:
         raise InvalidReversal("A reversed amount is positive.")
-
-
-def _lock_for_reversal(session: Session, original: LedgerTransaction) -> None:
-    """Hold ``original`` until commit, so two reversals cannot both see the same remainder."""
-    table = LedgerTransaction.__table__
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite has no row locks: it locks the database for writing at a transaction's first
-        # write. This no-op write takes that lock now, before the remainder is read.
-        session.execute(update(table).where(table.c.id == original.id).values(id=table.c.id))
-    else:
-        session.execute(select(table.c.id).where(table.c.id == original.id).with_for_update())
 
 
 _Nets = dict[tuple[int, str], int]

@@ -55,8 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Insert, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 from zipstream import ZIP_STORED, ZipStream
@@ -64,6 +63,7 @@ from zipstream import ZIP_STORED, ZipStream
 from app.accounts.models import User
 from app.catalog.models import Artist, Release, Track, TrackStatus
 from app.commerce.models import OWNING_STATUSES, ItemKind, Order, OrderItem, OrderStatus
+from app.database import insert_unless_exists
 from app.ingest.models import ReleaseCover, TrackMedia
 from app.jobs import enqueue_after_commit
 from app.library.errors import (
@@ -115,6 +115,8 @@ LINK_ZIP = "zip"
 ZIP_COVER_NAME = "cover.jpg"
 ZIP_MIME_TYPE = "application/zip"
 # File names: at most this many characters before the extension.
+# The natural key of a cached download: one file per track, format and delivered tags.
+CACHE_KEY = ("track_id", "format", "tags_digest")
 FILENAME_MAX_CHARS = 120
 # File systems allow 255 bytes per name; leave room for a zip's track number and extension.
 FILENAME_MAX_BYTES = 200
@@ -466,18 +468,6 @@ def _state(track: Track, fmt: DownloadFormat, row: DownloadFile | None) -> Forma
     return FormatState(track, fmt, row.status, row.progress, row.error, row.object_id)
 
 
-def _insert_unless_exists(session: Session) -> Insert:
-    """``INSERT ... ON CONFLICT (track_id, format, tags_digest) DO NOTHING`` for the session's
-    database. Raises NotImplementedError on a database other than SQLite or PostgreSQL."""
-    keys = ["track_id", "format", "tags_digest"]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(DownloadFile).on_conflict_do_nothing(index_elements=keys)
-    if dialect == "sqlite":
-        return sqlite.insert(DownloadFile).on_conflict_do_nothing(index_elements=keys)
-    raise NotImplementedError(f"the download cache supports SQLite and PostgreSQL, not {dialect}")
-
-
 def _cache_row(session: Session, track_id: int, fmt: str, digest: str) -> DownloadFile | None:
     return session.scalar(
         select(DownloadFile)
@@ -518,7 +508,7 @@ def request_download(
     digest = tags_digest(session, track)
     now = utcnow()
     session.execute(
-        _insert_unless_exists(session).values(
+        insert_unless_exists(session, DownloadFile, CACHE_KEY).values(
             track_id=track.id,
             format=fmt.name,
             tags_digest=digest,

@@ -1,0 +1,41 @@
+"""Two database primitives that every area's rules share, for SQLite and PostgreSQL alike.
+
+- ``insert_unless_exists``: ``INSERT ... ON CONFLICT (keys) DO NOTHING``. Of two writers racing
+  to insert one natural key, one inserts and the other finds its row, without a savepoint
+  (which SQLite's deferred transactions would turn into an early commit, see
+  ``app._sqlite_pragmas``).
+- ``lock_row``: hold a row until the transaction ends, so that rules reading it (an order's
+  state, what is left of a sale) are serialised. PostgreSQL takes a row lock (``SELECT ...
+  FOR UPDATE``); SQLite has no row locks, and locks the whole database for writing at a
+  transaction's first write, so a no-op write takes that lock now, before the row is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Insert, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_unless_exists(session: Session, model: type[Any], keys: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for ``model`` on the session's database.
+
+    Raises NotImplementedError on a database other than SQLite or PostgreSQL.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=list(keys))
+    if dialect == "sqlite":
+        return sqlite.insert(model).on_conflict_do_nothing(index_elements=list(keys))
+    raise NotImplementedError(f"Megabox supports SQLite and PostgreSQL, not {dialect}")
+
+
+def lock_row(session: Session, table: Table, row_id: Any) -> None:
+    """Hold the row of ``table`` whose ``id`` is ``row_id`` until the transaction ends."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
+    else:
+        session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
