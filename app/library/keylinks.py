@@ -53,7 +53,6 @@ An unknown token is 404.
 from __future__ import annotations
 
 import base64
-import io
 import os
 import secrets
 from dataclasses import dataclass
@@ -266,7 +265,7 @@ def open_ciphertext(session: Session, link: KeyLink) -> CiphertextReader:
     return reader
 
 
-class CiphertextReader(io.RawIOBase):
+class CiphertextReader(vault.SeekableReader):
     """Raw stored bytes of one object as a seekable file, for serving byte ranges.
 
     Reading on continues one ranged read of the store; a seek elsewhere opens another.
@@ -281,25 +280,6 @@ class CiphertextReader(io.RawIOBase):
         self._position = 0
         self._source: ObjectReader | None = None
         self._source_position = -1
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}
-        if whence not in bases:
-            raise ValueError(f"invalid whence: {whence}")
-        position = bases[whence] + offset
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._position = position
-        return position
 
     def prefetch(self) -> None:
         """Open the store at the current position now, so that failures come before a

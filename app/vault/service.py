@@ -375,7 +375,33 @@ class PlaintextStream(Iterator[bytes]):
         self.close()
 
 
-class PlaintextReader(io.RawIOBase):
+class SeekableReader(io.RawIOBase):
+    """A read-only binary file of ``size`` bytes whose position a subclass reads from."""
+
+    size: int
+    _position: int
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}
+        if whence not in bases:
+            raise ValueError(f"invalid whence: {whence}")
+        position = bases[whence] + offset
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position
+        return position
+
+
+class PlaintextReader(SeekableReader):
     """The plaintext of one object as a seekable binary file (see ``open_reader``).
 
     It holds one decrypted segment at a time, and hands out bytes of a segment only after
@@ -397,25 +423,6 @@ class PlaintextReader(io.RawIOBase):
         self._segment_length = 0
         self._source: ObjectReader | None = None
         self._source_index = -1  # the segment the open ranged read gives next
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}
-        if whence not in bases:
-            raise ValueError(f"invalid whence: {whence}")
-        position = bases[whence] + offset
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        self._position = position
-        return position
 
     def prefetch(self) -> None:
         """Authenticate the segment at the current position now, so that a failure is
