@@ -78,3 +78,15 @@ def test_a_single_track_purchase_has_no_zip(app, shop, buyer, client):
     response = client.get(f"/downloads/zip/{service.zip_link(app.config, item, FLAC)}",
                           headers={"Accept": "application/json"})  # fmt: skip
     assert response.status_code == 422 and response.json["error"] == "not_a_release"
+
+
+def test_two_tracks_left_at_one_position_keep_their_own_zip_entries(app, shop, buyer, client):
+    release = shop.release(("First", "Second"), fmt="flac", cover=False)
+    for track in release.tracks:
+        track.position = 1
+    db.session.commit()
+    item = shop.buy(buyer, release)
+    response = client.get(f"/downloads/zip/{service.zip_link(app.config, item, ORIGINAL)}")
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    assert len(archive.namelist()) == 2 and len(set(archive.namelist())) == 2
+    assert [name[:3] for name in archive.namelist()] == ["01 ", "02 "]
