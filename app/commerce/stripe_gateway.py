@@ -275,35 +275,39 @@ def _charge_refunded(
 def _dispute_opened(
     session: Session, gateway: StripeGateway, event: Mapping[str, Any], config: Mapping[str, Any]
 ) -> str | None:
-    dispute = event["data"]["object"]
-    found = _order_for_dispute(session, gateway, dispute)
-    if isinstance(found, str):
-        return found
-    at = _time(event["created"])
-    _settle(session, gateway, found, at, config)
-    service.record_dispute(
-        session, found, dispute_id=dispute["id"], fee_minor=_dispute_fee(dispute), at=at
-    )
-    return None
+    return _apply_dispute(session, gateway, event, config, closed=False)
 
 
 def _dispute_closed(
     session: Session, gateway: StripeGateway, event: Mapping[str, Any], config: Mapping[str, Any]
 ) -> str | None:
+    return _apply_dispute(session, gateway, event, config, closed=True)
+
+
+def _apply_dispute(
+    session: Session,
+    gateway: StripeGateway,
+    event: Mapping[str, Any],
+    config: Mapping[str, Any],
+    *,
+    closed: bool,
+) -> str | None:
+    """Find the disputed order, settle it first if it is still pending, then record the
+    dispute's opening or its close. Returns why the event was ignored, if it was."""
     dispute = event["data"]["object"]
     found = _order_for_dispute(session, gateway, dispute)
     if isinstance(found, str):
         return found
     at = _time(event["created"])
     _settle(session, gateway, found, at, config)
-    service.record_dispute_closed(
-        session,
-        found,
-        dispute_id=dispute["id"],
-        won=dispute.get("status") in WON_DISPUTE_STATUSES,
-        fee_minor=_dispute_fee(dispute),
-        at=at,
-    )
+    fee = _dispute_fee(dispute)
+    if closed:
+        won = dispute.get("status") in WON_DISPUTE_STATUSES
+        service.record_dispute_closed(
+            session, found, dispute_id=dispute["id"], won=won, fee_minor=fee, at=at
+        )
+    else:
+        service.record_dispute(session, found, dispute_id=dispute["id"], fee_minor=fee, at=at)
     return None
 
 
