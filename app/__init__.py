@@ -116,17 +116,21 @@ def register_extensions(app: Flask) -> None:
 def register_models() -> None:
     """Import every area's models, so that the metadata (and Alembic's compare) knows them all."""
     import app.accounts.models
+    import app.ads.models
     import app.catalog.models
     import app.commerce.models
     import app.commerce.verify  # commerce's checks for `megabox ledger verify`
     import app.ingest.models
     import app.ledger.models
     import app.library.models
+    import app.plays.models
+    import app.pools.models
     import app.vault.models  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
+    from app.ads.views import bp as ads_bp
     from app.api import area_blueprints
     from app.api.auth import authenticate
     from app.api.helpers import API_PREFIX
@@ -137,6 +141,7 @@ def register_blueprints(app: Flask) -> None:
     from app.library.views import bp as library_bp
     from app.extensions import csrf
     from app.plays.views import bp as plays_bp
+    from app.pools.views import bp as pools_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalog_bp)
@@ -144,6 +149,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(commerce_bp)
     app.register_blueprint(library_bp)
     app.register_blueprint(keylinks_bp)
+    app.register_blueprint(ads_bp)
+    app.register_blueprint(pools_bp)
     # Webhooks prove who sent them with the provider's signature, not a CSRF token.
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)

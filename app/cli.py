@@ -212,6 +212,7 @@ def register_commands(app: Flask) -> None:
     from app.ingest.commands import ingest_command, uploads_cli
     from app.jobs.worker import worker_command
     from app.ledger.commands import ledger_cli
+    from app.pools.commands import period_cli, pool_cli
     from app.vault.commands import keys_cli, vault_cli
 
     app.cli.add_command(serve_command)
@@ -224,6 +225,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(vault_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(ledger_cli)
+    app.cli.add_command(period_cli)
+    app.cli.add_command(pool_cli)
 
 
 def main() -> None:

@@ -4,6 +4,10 @@
   to insert one natural key, one inserts and the other finds its row, without a savepoint
   (which SQLite's deferred transactions would turn into an early commit, see
   ``app._sqlite_pragmas``).
+- ``share_row``: hold a row against writers but not against other sharers, so many requests
+  can rely on a row's state (a period being open) while one writer (the close) waits for them
+  and they wait for it. PostgreSQL takes ``FOR SHARE``; SQLite, with no row locks, does what
+  ``lock_row`` does.
 - ``lock_row``: hold a row until the transaction ends, so that rules reading it (an order's
   state, what is left of a sale) are serialised. PostgreSQL takes a row lock (``SELECT ...
   FOR UPDATE``); SQLite has no row locks, and locks the whole database for writing at a
@@ -39,3 +43,11 @@ def lock_row(session: Session, table: Table, row_id: Any) -> None:
         session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
     else:
         session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update())
+
+
+def share_row(session: Session, table: Table, row_id: Any) -> None:
+    """Hold the row of ``table`` whose ``id`` is ``row_id`` against writers until the end."""
+    if session.get_bind().dialect.name == "sqlite":
+        lock_row(session, table, row_id)
+    else:
+        session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update(read=True))

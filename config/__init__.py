@@ -66,6 +66,25 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PUBLIC_URL": ("http://127.0.0.1:5000", str),
     # How long a signed download or zip link works after it is made.
     "DOWNLOAD_LINK_TTL_SECONDS": (86400, int),
+    # Free plays: a play counts once PLAY_COUNT_SECONDS (or the whole track, if shorter) have
+    # passed on the server's clock; one count per listener and track per dedupe window, and
+    # at most PLAY_DAILY_CAP counted plays per listener per UTC day. A play id takes
+    # heartbeats for PLAY_SESSION_TTL_SECONDS. The anonymous listener cookie lasts
+    # LISTENER_COOKIE_DAYS.
+    "PLAY_COUNT_SECONDS": (30.0, float),
+    "PLAY_DEDUPE_WINDOW_SECONDS": (3600, int),
+    "PLAY_DAILY_CAP": (200, int),
+    "PLAY_SESSION_TTL_SECONDS": (6 * 3600, int),
+    "LISTENER_COOKIE_DAYS": (365, int),
+    # Ads: at most AD_FREQUENCY_CAP impressions per listener per AD_FREQUENCY_WINDOW_SECONDS;
+    # the largest campaign image accepted.
+    "AD_FREQUENCY_CAP": (6, int),
+    "AD_FREQUENCY_WINDOW_SECONDS": (3600, int),
+    "AD_IMAGE_MAX_BYTES": (2 * 1024 * 1024, int),
+    # Pools: the artists' share of a period's ad revenue, and the model a new period starts with
+    # ("pro_rata" or "user_centric"; the admin may change it until the period is closed).
+    "AD_POOL_SHARE_BPS": (9000, int),
+    "POOL_MODEL": ("pro_rata", str),
     # Limits.
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "RATELIMIT_ENABLED": (True, _to_bool),
@@ -165,6 +184,7 @@ def load_settings(
 
 FEE_POLICIES = ("platform_absorbs", "deduct_before_split")
 PAYMENT_GATEWAYS = ("sandbox", "stripe")
+POOL_MODELS = ("pro_rata", "user_centric")
 BPS_WHOLE = 10_000
 
 
@@ -179,6 +199,15 @@ def _check_money(settings: Mapping[str, Any]) -> None:
         )
     if int(settings["MAX_CART_ITEMS"]) < 1:
         raise ConfigurationError(f"{ENV_PREFIX}MAX_CART_ITEMS: must be at least 1")
+    if not 0 <= int(settings["AD_POOL_SHARE_BPS"]) <= BPS_WHOLE:
+        raise ConfigurationError(f"{ENV_PREFIX}AD_POOL_SHARE_BPS: use 0 to {BPS_WHOLE} (basis points)")
+    if settings["POOL_MODEL"] not in POOL_MODELS:
+        raise ConfigurationError(f"{ENV_PREFIX}POOL_MODEL: use one of {', '.join(POOL_MODELS)}")
+    if float(settings["PLAY_COUNT_SECONDS"]) <= 0:
+        raise ConfigurationError(f"{ENV_PREFIX}PLAY_COUNT_SECONDS: must be above 0")
+    for name in ("PLAY_DAILY_CAP", "AD_FREQUENCY_CAP"):
+        if int(settings[name]) < 0:
+            raise ConfigurationError(f"{ENV_PREFIX}{name}: cannot be negative")
     if int(settings["MAX_PRICE_MINOR"]) < 1:
         raise ConfigurationError(f"{ENV_PREFIX}MAX_PRICE_MINOR: must be at least 1")
 

@@ -33,9 +33,11 @@ def docs() -> str:
 def area_blueprints() -> list[Blueprint]:
     """Every area's /api/v1 blueprint, in registration order."""
     from app.accounts.api import bp as accounts_api
+    from app.ads.api import bp as ads_api
     from app.catalog.api import bp as catalog_api
     from app.commerce.api import bp as commerce_api
     from app.ingest.api import bp as ingest_api
     from app.library.api import bp as library_api
+    from app.plays.api import bp as plays_api
 
-    return [bp, accounts_api, catalog_api, ingest_api, commerce_api, library_api]
+    return [bp, accounts_api, catalog_api, ingest_api, commerce_api, library_api, plays_api, ads_api]

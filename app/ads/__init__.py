@@ -1,0 +1,1 @@
+"""Ads: campaigns, the player's ad slot, impressions under a frequency cap."""

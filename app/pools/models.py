@@ -1,0 +1,100 @@
+"""Periods and their frozen pool allocations.
+
+A ``Period`` is a calendar month (``key`` ``"2026-11"``, UTC). Counted plays and ad
+impressions land in the period of their time, or, once that period is closed, in the next open
+one. Its row is made when the first play or impression lands in it (or when the admin opens
+it). Closing (``app.pools.service``) fixes the revenue, the model and the pool share, writes one
+``PeriodAllocation`` per track that earned, posts one ledger transaction keyed by the period
+and sets ``status`` to closed, after which nothing about the period changes.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.timestamps import UTCDateTime, utcnow
+
+PERIOD_KEY_LENGTH = 7  # "2026-11"
+TRACK_TITLE_MAX_LENGTH = 200
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls, name=name, native_enum=False, create_constraint=True, length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )  # fmt: skip
+
+
+class PeriodStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class PoolModel(enum.StrEnum):
+    PRO_RATA = "pro_rata"
+    USER_CENTRIC = "user_centric"
+
+
+class RevenueSource(enum.StrEnum):
+    ENTERED = "entered"  # the admin typed the ad network's figure
+    IMPRESSIONS = "impressions"  # the sum of the period's impressions times their CPM
+
+
+class Period(db.Model):
+    __tablename__ = "periods"
+    __table_args__ = (
+        CheckConstraint("revenue_minor IS NULL OR revenue_minor >= 0", name="revenue_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(PERIOD_KEY_LENGTH), unique=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())  # exclusive
+    status: Mapped[PeriodStatus] = mapped_column(
+        _enum(PeriodStatus, "period_status"), default=PeriodStatus.OPEN
+    )
+    model: Mapped[PoolModel] = mapped_column(
+        _enum(PoolModel, "pool_model"), default=PoolModel.PRO_RATA
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    # Revenue the admin entered; None means "impressions times CPM" at close.
+    revenue_minor: Mapped[int | None] = mapped_column(BigInteger())
+    # Filled in by the close, and never changed after.
+    revenue_source: Mapped[RevenueSource | None] = mapped_column(
+        _enum(RevenueSource, "revenue_source")
+    )
+    closed_revenue_minor: Mapped[int | None] = mapped_column(BigInteger())
+    pool_share_bps: Mapped[int | None]
+    pool_minor: Mapped[int | None] = mapped_column(BigInteger())
+    platform_minor: Mapped[int | None] = mapped_column(BigInteger())
+    earning_plays: Mapped[int | None] = mapped_column(BigInteger())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    ledger_transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ledger_transactions.id")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PeriodAllocation(db.Model):
+    """One track's share of a closed period's pool. Kept if the track is deleted later."""
+
+    __tablename__ = "period_allocations"
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount_non_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id"), index=True)
+    track_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tracks.id", ondelete="SET NULL"), index=True
+    )
+    artist_id: Mapped[int | None] = mapped_column(
+        ForeignKey("artists.id", ondelete="SET NULL"), index=True
+    )
+    track_title: Mapped[str] = mapped_column(String(TRACK_TITLE_MAX_LENGTH))
+    plays: Mapped[int]
+    amount_minor: Mapped[int] = mapped_column(BigInteger())

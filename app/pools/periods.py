@@ -1,0 +1,101 @@
+"""Calendar-month periods, and the period a play or an impression lands in.
+
+A period is a UTC calendar month, named ``"YYYY-MM"``. Something that happens at time t lands
+in t's month while that period is open; once it is closed, in the next month that is open. So
+a play counted (or an impression shown) after the admin closed November lands in December,
+and nothing ever changes a closed period.
+
+``landing_period`` holds the period's row with a shared lock until the transaction ends, and
+the close takes the row for update: a close waits for the plays already landing in the period,
+and a play that comes after waits for the close and then lands in the next period.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.database import insert_unless_exists, share_row
+from app.errors import InvalidInput
+from app.pools.models import Period, PeriodStatus, PoolModel
+from app.timestamps import utcnow
+
+_KEY = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Bounds a runaway search for an open period; 1200 months is a century of closed periods.
+_MAX_MONTHS_AHEAD = 1200
+
+
+def period_key(at: datetime) -> str:
+    at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at.month:02d}"
+
+
+def parse_key(key: str) -> tuple[int, int]:
+    """(year, month) of ``"YYYY-MM"``. Raises InvalidInput for anything else."""
+    match = _KEY.match(key or "")
+    if match is None or int(match.group(1)) < 1970:
+        raise InvalidInput(
+            f"{key!r} is not a period: write the year and month, as in 2026-11.",
+            {"period": ["Write the year and month, as in 2026-11."]},
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def bounds(key: str) -> tuple[datetime, datetime]:
+    """The period's start (inclusive) and end (exclusive), in UTC."""
+    year, month = parse_key(key)
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def next_key(key: str) -> str:
+    year, month = parse_key(key)
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def ensure_period(session: Session, config: Mapping[str, Any], key: str) -> Period:
+    """The period called ``key``, created open (also under a race) if it does not exist yet.
+
+    A new period takes the ``POOL_MODEL`` setting and the ``DEFAULT_CURRENCY``.
+    """
+    found = session.scalar(select(Period).where(Period.key == key))
+    if found is not None:
+        return found
+    start, end = bounds(key)
+    session.execute(
+        insert_unless_exists(session, Period, ["key"]).values(
+            key=key,
+            starts_at=start,
+            ends_at=end,
+            status=PeriodStatus.OPEN,
+            model=PoolModel(config["POOL_MODEL"]),
+            currency=config["DEFAULT_CURRENCY"],
+            created_at=utcnow(),
+        )
+    )
+    return session.scalars(select(Period).where(Period.key == key)).one()
+
+
+def landing_period(
+    session: Session, config: Mapping[str, Any], at: datetime | None = None
+) -> Period:
+    """The open period something happening at ``at`` lands in, held open until the end.
+
+    The row is share-locked (see the module docstring) and read again after the lock, so the
+    status seen is the one the close will see.
+    """
+    key = period_key(at or utcnow())
+    for _ in range(_MAX_MONTHS_AHEAD):
+        period = ensure_period(session, config, key)
+        share_row(session, Period.__table__, period.id)
+        session.refresh(period, ["status"])
+        if period.status is PeriodStatus.OPEN:
+            return period
+        key = next_key(key)
+    raise RuntimeError(f"no open period within {_MAX_MONTHS_AHEAD} months of {key}")
