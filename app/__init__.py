@@ -125,6 +125,7 @@ def register_models() -> None:
     import app.library.models
     import app.plays.models
     import app.pools.models
+    import app.pools.verify  # pools' checks for `megabox ledger verify`
     import app.vault.models  # noqa: F401
 
 
