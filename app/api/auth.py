@@ -5,12 +5,17 @@
   also carries. So a stray header cannot carry a cookie session past the CSRF check.
 - Without one, the session cookie decides. A write (POST, PUT, PATCH, DELETE) needs a signed-in
   session, or it gets 401 ``unauthorized`` (not a CSRF error), and then the page's CSRF token
-  in ``X-CSRFToken``.
+  in ``X-CSRFToken``. A few writes are open to anonymous listeners (``allows_anonymous``: a
+  play and its heartbeats, an ad impression); they still need the page's CSRF token, so another
+  site cannot make its visitors' browsers play music for it.
 
 Tokens are looked up for /api/v1 requests only; HTML pages never accept them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import current_app, g, request
 from flask_login import current_user
@@ -20,6 +25,14 @@ from app.api.helpers import Unauthorized, bearer_token
 from app.extensions import csrf, db
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ANONYMOUS_ATTRIBUTE = "megabox_allows_anonymous"
+V = TypeVar("V", bound=Callable[..., object])
+
+
+def allows_anonymous(view: V) -> V:
+    """Mark an /api/v1 write that anonymous visitors may make (with the page's CSRF token)."""
+    setattr(view, _ANONYMOUS_ATTRIBUTE, True)
+    return view
 
 
 def authenticate() -> None:
@@ -34,7 +47,8 @@ def authenticate() -> None:
         return
     if request.method not in UNSAFE_METHODS:
         return
-    if not current_user.is_authenticated:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if not current_user.is_authenticated and not getattr(view, _ANONYMOUS_ATTRIBUTE, False):
         raise Unauthorized("Sign in or send an API token: Authorization: Bearer <token>.")
     if current_app.config.get("WTF_CSRF_ENABLED", True):
         csrf.protect()
