@@ -17,6 +17,7 @@ from app.commerce.views import SALES_POLL_SECONDS, studio_sales
 from app.errors import DomainError
 from app.extensions import db
 from app.ledger.money import CURRENCY_EXPONENTS
+from app.plays.service import counted_plays
 
 bp = Blueprint("catalog", __name__)
 # Domain rules name model fields; the forms show amounts as typed decimals under other names.
@@ -80,7 +81,8 @@ def artist(slug: str) -> str:
 @bp.get("/releases/<int:release_id>")
 def release(release_id: int) -> str:
     found = service.visible_release(db.session, release_id, viewer())
-    return render_template("catalog/release.html", release=found)
+    play_counts = counted_plays(db.session, [track.id for track in found.tracks])
+    return render_template("catalog/release.html", release=found, play_counts=play_counts)
 
 
 # Studio ---------------------------------------------------------------------------------
@@ -89,11 +91,14 @@ def release(release_id: int) -> str:
 @bp.get("/studio")
 @login_required
 def studio() -> str:
+    artists = current_user.artists
+    track_ids = [t.id for artist in artists for release in artist.releases for t in release.tracks]
     return render_template(
         "catalog/studio.html",
-        artists=current_user.artists,
-        sales=studio_sales(current_user.artists),
+        artists=artists,
+        sales=studio_sales(artists),
         sales_poll_seconds=SALES_POLL_SECONDS,
+        play_counts=counted_plays(db.session, track_ids),
     )
 
 

@@ -47,6 +47,11 @@ EXPECTED_OPERATIONS = {
     ("GET", "/api/v1/library"),
     ("GET", "/api/v1/library/items/{item_id}/downloads"),
     ("POST", "/api/v1/library/items/{item_id}/downloads"),
+    # plays (app/plays/api.py)
+    ("POST", "/api/v1/plays"),
+    ("POST", "/api/v1/plays/{token}/heartbeat"),
+    # ads (app/ads/api.py)
+    ("POST", "/api/v1/ads/impressions"),
 }
 
 
@@ -70,6 +75,7 @@ def test_every_expected_operation_is_routed(app):
         concrete = path.replace("{slug}", "band").replace("{upload_id}", "u1")
         concrete = concrete.replace("{release_id}", "1").replace("{track_id}", "1").replace("{token_id}", "1")
         concrete = concrete.replace("{public_id}", "abc").replace("{item_id}", "1")
+        concrete = concrete.replace("{token}", "t0k3n")
         endpoint, _ = adapter.match(concrete, method=method)
         assert endpoint.split(".")[0].endswith("api"), (method, path, endpoint)
 
