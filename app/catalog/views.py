@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
@@ -17,6 +26,7 @@ from app.commerce.views import SALES_POLL_SECONDS, studio_sales
 from app.errors import DomainError
 from app.extensions import db
 from app.ledger.money import CURRENCY_EXPONENTS
+from app.plays.listeners import offer_listener_cookie
 from app.plays.service import counted_plays
 
 bp = Blueprint("catalog", __name__)
@@ -79,10 +89,15 @@ def artist(slug: str) -> str:
 
 
 @bp.get("/releases/<int:release_id>")
-def release(release_id: int) -> str:
+def release(release_id: int) -> Response:
     found = service.visible_release(db.session, release_id, viewer())
     play_counts = counted_plays(db.session, [track.id for track in found.tracks])
-    return render_template("catalog/release.html", release=found, play_counts=play_counts)
+    response = make_response(
+        render_template("catalog/release.html", release=found, play_counts=play_counts)
+    )
+    # The page with the player hands an anonymous browser its listener cookie, so its first
+    # play is already counted against the cookie rather than the address hash.
+    return offer_listener_cookie(response)
 
 
 # Studio ---------------------------------------------------------------------------------

@@ -154,3 +154,12 @@ def remember_listener(response: Response, identity: Identity) -> Response:
             samesite="Lax",
         )
     return response
+
+
+def offer_listener_cookie(response: Response) -> Response:
+    """Give an anonymous browser without a valid listener cookie a new one (no database write)."""
+    cookie = request.cookies.get(LISTENER_COOKIE)
+    if viewer() is None and read_cookie(current_app.config, cookie) is None:
+        identity = Identity(0, "", None, new_cookie=new_cookie(current_app.config))
+        remember_listener(response, identity)
+    return response

@@ -416,3 +416,30 @@ def test_the_studio_shows_each_tracks_counted_plays(
     page = client.get("/studio").get_data(as_text=True)
     counts = dict(re.findall(r'data-track-id="(\d+)">.*?class="play-count">([^<]+)<', page))
     assert counts == {str(popular.id): "3 plays", str(once.id): "1 play", str(quiet.id): "0 plays"}
+
+
+def test_a_fresh_browser_is_one_listener_from_its_first_play(
+    visitor: FlaskClient, track: Track, age_play: Any
+) -> None:
+    page = visitor.get(f"/releases/{track.release_id}")
+    assert page.status_code == 200
+    cookies = page.headers.getlist("Set-Cookie")
+    assert [c for c in cookies if c.startswith(f"{LISTENER_COOKIE}=")]
+
+    outcomes, keys = [], set()
+    for _ in range(2):
+        token = visitor.post(PLAYS, json={"track_id": track.id}).json["id"]
+        keys.add(listener_of(token).key)
+        age_play(token, 31)
+        beat = visitor.post(heartbeat_url(token), json={"position_seconds": 31})
+        outcomes.append(beat.json["outcome"])
+    assert len(keys) == 1 and keys.pop().startswith("c:")
+    assert outcomes == ["counted", "replay"]
+
+
+def test_a_browser_with_a_valid_cookie_or_an_account_gets_none(
+    app: Flask, visitor: FlaskClient, track: Track
+) -> None:
+    visitor.set_cookie(LISTENER_COOKIE, new_cookie(app.config))
+    cookies = visitor.get(f"/releases/{track.release_id}").headers.getlist("Set-Cookie")
+    assert not [c for c in cookies if c.startswith(f"{LISTENER_COOKIE}=")]
