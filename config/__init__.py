@@ -74,6 +74,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PLAY_COUNT_SECONDS": (30.0, float),
     "PLAY_DEDUPE_WINDOW_SECONDS": (3600, int),
     "PLAY_DAILY_CAP": (200, int),
+    # Anonymous listeners from one IP address (whatever their cookies) share this daily cap.
+    "PLAY_ADDRESS_DAILY_CAP": (500, int),
     "PLAY_SESSION_TTL_SECONDS": (6 * 3600, int),
     "LISTENER_COOKIE_DAYS": (365, int),
     # Ads: at most AD_FREQUENCY_CAP impressions per listener per AD_FREQUENCY_WINDOW_SECONDS;
@@ -81,6 +83,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "AD_FREQUENCY_CAP": (6, int),
     "AD_FREQUENCY_WINDOW_SECONDS": (3600, int),
     "AD_IMAGE_MAX_BYTES": (2 * 1024 * 1024, int),
+    "AD_IMAGE_MAX_PIXELS": (4096 * 4096, int),
     # Pools: the artists' share of a period's ad revenue, and the model a new period starts with
     # ("pro_rata" or "user_centric"; the admin may change it until the period is closed).
     "AD_POOL_SHARE_BPS": (9000, int),
@@ -205,7 +208,7 @@ def _check_money(settings: Mapping[str, Any]) -> None:
         raise ConfigurationError(f"{ENV_PREFIX}POOL_MODEL: use one of {', '.join(POOL_MODELS)}")
     if float(settings["PLAY_COUNT_SECONDS"]) <= 0:
         raise ConfigurationError(f"{ENV_PREFIX}PLAY_COUNT_SECONDS: must be above 0")
-    for name in ("PLAY_DAILY_CAP", "AD_FREQUENCY_CAP"):
+    for name in ("PLAY_DAILY_CAP", "PLAY_ADDRESS_DAILY_CAP", "AD_FREQUENCY_CAP"):
         if int(settings[name]) < 0:
             raise ConfigurationError(f"{ENV_PREFIX}{name}: cannot be negative")
     if int(settings["MAX_PRICE_MINOR"]) < 1:

@@ -56,6 +56,7 @@ class Impression(db.Model):
     __table_args__ = (
         Index("ix_ad_impressions_listener_shown", "listener_id", "shown_at"),
         Index("ix_ad_impressions_period_listener", "period_id", "listener_id"),
+        Index("ix_ad_impressions_address_shown", "address_listener_id", "shown_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -64,8 +65,15 @@ class Impression(db.Model):
         ForeignKey("ad_campaigns.id", ondelete="SET NULL")
     )
     listener_id: Mapped[int] = mapped_column(ForeignKey("listeners.id", ondelete="CASCADE"))
+    # As on plays: the day's address listener of an anonymous impression.
+    address_listener_id: Mapped[int | None] = mapped_column(
+        ForeignKey("listeners.id", ondelete="SET NULL")
+    )
     period_id: Mapped[int] = mapped_column(ForeignKey("periods.id"))
-    play_id: Mapped[int | None] = mapped_column(ForeignKey("plays.id", ondelete="SET NULL"))
+    # The play it was shown during: at most one recorded impression per play.
+    play_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plays.id", ondelete="SET NULL"), unique=True
+    )
     shown_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cpm_minor: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(String(3))

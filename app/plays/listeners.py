@@ -11,7 +11,13 @@
   raw address is never stored.
 
 A client that drops cookies therefore stays one listener for the day, so it cannot escape the
-dedupe window or the daily cap by forgetting its cookie.
+dedupe window or the daily cap by forgetting its cookie. A client that takes a fresh cookie
+for every play (or changes its user agent) is a new listener each time; so an anonymous
+identity also names its ``address_listener_id``: ``a:<UTC day>:<hash>``, a keyed hash of the IP
+address alone under the same daily key, which every cookie and user agent from that address
+shares. Plays and impressions record it, and the per-address limits
+(``PLAY_ADDRESS_DAILY_CAP``, the dedupe window, the ad frequency cap) are counted against it.
+Signed-in listeners are limited per account only.
 
 ``identify`` is the service function (explicit arguments); ``request_listener`` and
 ``remember_listener`` are the view helpers that read the request and set the cookie.
@@ -52,6 +58,8 @@ class Identity:
     user_id: int | None
     # A new signed cookie value the response should set, or None.
     new_cookie: str | None = None
+    # Anonymous only: the day's address listener (``a:``), shared by every cookie from there.
+    address_listener_id: int | None = None
 
 
 def identify(
@@ -73,25 +81,35 @@ def identify(
     if user is not None:
         key = f"u:{user.id}"
         return Identity(_listener_id(session, key, user.id), key, user.id)
+    now = now or utcnow()
+    address_id = _listener_id(session, network_key(config, remote_addr, now), None)
     cookie_id = read_cookie(config, cookie)
     if cookie_id is not None:
         key = f"c:{cookie_id}"
-        return Identity(_listener_id(session, key, None), key, None)
-    key = address_key(config, remote_addr, user_agent, now or utcnow())
-    return Identity(_listener_id(session, key, None), key, None, new_cookie=new_cookie(config))
+        return Identity(_listener_id(session, key, None), key, None, None, address_id)
+    key = address_key(config, remote_addr, user_agent, now)
+    return Identity(_listener_id(session, key, None), key, None, new_cookie(config), address_id)
 
 
 def address_key(
     config: Mapping[str, Any], remote_addr: str | None, user_agent: str, now: datetime
 ) -> str:
     """``h:<day>:<hmac>`` of the address and user agent, under the day's key."""
-    day = now.date().isoformat()
+    message = f"{remote_addr or ''}\x00{user_agent}"
+    return f"h:{now.date().isoformat()}:{_day_hash(config, now, message)}"
+
+
+def network_key(config: Mapping[str, Any], remote_addr: str | None, now: datetime) -> str:
+    """``a:<day>:<hmac>`` of the address alone: what the per-address limits count against."""
+    return f"a:{now.date().isoformat()}:{_day_hash(config, now, remote_addr or '')}"
+
+
+def _day_hash(config: Mapping[str, Any], now: datetime, message: str) -> str:
     day_key = hmac.new(
-        config["SECRET_KEY"].encode(), _HASH_INFO + day.encode(), hashlib.sha256
+        config["SECRET_KEY"].encode(), _HASH_INFO + now.date().isoformat().encode(), hashlib.sha256
     ).digest()
-    message = f"{remote_addr or ''}\x00{user_agent}".encode("utf-8", "replace")
-    digest = hmac.new(day_key, message, hashlib.sha256).hexdigest()[:_HASH_HEX_LENGTH]
-    return f"h:{day}:{digest}"
+    digest = hmac.new(day_key, message.encode("utf-8", "replace"), hashlib.sha256)
+    return digest.hexdigest()[:_HASH_HEX_LENGTH]
 
 
 def new_cookie(config: Mapping[str, Any]) -> str:

@@ -62,6 +62,7 @@ class Play(db.Model):
         # Period close reads a period's earning plays; the track page counts a track's plays.
         Index("ix_plays_period_earns", "period_id", "earns"),
         Index("ix_plays_track_counted", "track_id", "counted_at"),
+        Index("ix_plays_address_counted", "address_listener_id", "counted_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -70,6 +71,11 @@ class Play(db.Model):
     )
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     listener_id: Mapped[int] = mapped_column(ForeignKey("listeners.id", ondelete="CASCADE"))
+    # For an anonymous play, the day's address listener (``h:``) of the request that started it:
+    # many cookies from one address share it, so the address's limits hold whatever the cookie.
+    address_listener_id: Mapped[int | None] = mapped_column(
+        ForeignKey("listeners.id", ondelete="SET NULL")
+    )
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The server-clock time the play must reach: PLAY_COUNT_SECONDS, or the whole track if it

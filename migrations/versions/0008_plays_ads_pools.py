@@ -2,7 +2,7 @@
 
 Revision ID: 0008_plays_ads_pools
 Revises: 0007_library
-Create Date: 2026-12-03 09:37:35.122229
+Create Date: 2026-12-03 10:23:43.148114
 
 """
 from alembic import op
@@ -101,6 +101,7 @@ def upgrade():
     sa.Column('token', sa.String(length=24), nullable=False),
     sa.Column('track_id', sa.Integer(), nullable=False),
     sa.Column('listener_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('address_listener_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('started_at', app.timestamps.UTCDateTime(timezone=True), nullable=False),
     sa.Column('threshold_ms', sa.Integer(), nullable=False),
@@ -110,6 +111,7 @@ def upgrade():
     sa.Column('counted_at', app.timestamps.UTCDateTime(timezone=True), nullable=True),
     sa.Column('earns', sa.Boolean(), nullable=False),
     sa.Column('period_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['address_listener_id'], ['listeners.id'], name=op.f('fk_plays_address_listener_id_listeners'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['listener_id'], ['listeners.id'], name=op.f('fk_plays_listener_id_listeners'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['period_id'], ['periods.id'], name=op.f('fk_plays_period_id_periods')),
     sa.ForeignKeyConstraint(['track_id'], ['tracks.id'], name=op.f('fk_plays_track_id_tracks'), ondelete='CASCADE'),
@@ -118,6 +120,7 @@ def upgrade():
     sa.UniqueConstraint('token', name=op.f('uq_plays_token'))
     )
     with op.batch_alter_table('plays', schema=None) as batch_op:
+        batch_op.create_index('ix_plays_address_counted', ['address_listener_id', 'counted_at'], unique=False)
         batch_op.create_index('ix_plays_listener_counted', ['listener_id', 'counted_at'], unique=False)
         batch_op.create_index('ix_plays_period_earns', ['period_id', 'earns'], unique=False)
         batch_op.create_index('ix_plays_track_counted', ['track_id', 'counted_at'], unique=False)
@@ -126,18 +129,22 @@ def upgrade():
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=True),
     sa.Column('listener_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('address_listener_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('period_id', sa.Integer(), nullable=False),
     sa.Column('play_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('shown_at', app.timestamps.UTCDateTime(timezone=True), nullable=False),
     sa.Column('cpm_minor', sa.Integer(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.ForeignKeyConstraint(['address_listener_id'], ['listeners.id'], name=op.f('fk_ad_impressions_address_listener_id_listeners'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['campaign_id'], ['ad_campaigns.id'], name=op.f('fk_ad_impressions_campaign_id_ad_campaigns'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['listener_id'], ['listeners.id'], name=op.f('fk_ad_impressions_listener_id_listeners'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['period_id'], ['periods.id'], name=op.f('fk_ad_impressions_period_id_periods')),
     sa.ForeignKeyConstraint(['play_id'], ['plays.id'], name=op.f('fk_ad_impressions_play_id_plays'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ad_impressions'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ad_impressions')),
+    sa.UniqueConstraint('play_id', name=op.f('uq_ad_impressions_play_id'))
     )
     with op.batch_alter_table('ad_impressions', schema=None) as batch_op:
+        batch_op.create_index('ix_ad_impressions_address_shown', ['address_listener_id', 'shown_at'], unique=False)
         batch_op.create_index('ix_ad_impressions_listener_shown', ['listener_id', 'shown_at'], unique=False)
         batch_op.create_index('ix_ad_impressions_period_listener', ['period_id', 'listener_id'], unique=False)
 
@@ -149,12 +156,14 @@ def downgrade():
     with op.batch_alter_table('ad_impressions', schema=None) as batch_op:
         batch_op.drop_index('ix_ad_impressions_period_listener')
         batch_op.drop_index('ix_ad_impressions_listener_shown')
+        batch_op.drop_index('ix_ad_impressions_address_shown')
 
     op.drop_table('ad_impressions')
     with op.batch_alter_table('plays', schema=None) as batch_op:
         batch_op.drop_index('ix_plays_track_counted')
         batch_op.drop_index('ix_plays_period_earns')
         batch_op.drop_index('ix_plays_listener_counted')
+        batch_op.drop_index('ix_plays_address_counted')
 
     op.drop_table('plays')
     with op.batch_alter_table('period_allocations', schema=None) as batch_op:
