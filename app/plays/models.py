@@ -71,7 +71,7 @@ class Play(db.Model):
     )
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     listener_id: Mapped[int] = mapped_column(ForeignKey("listeners.id", ondelete="CASCADE"))
-    # For an anonymous play, the day's address listener (``h:``) of the request that started it:
+    # For an anonymous play, the day's address listener (``a:``) of the request that started it:
     # many cookies from one address share it, so the address's limits hold whatever the cookie.
     address_listener_id: Mapped[int | None] = mapped_column(
         ForeignKey("listeners.id", ondelete="SET NULL")

@@ -75,8 +75,9 @@ class HeartbeatResultSchema(Schema):
     id = fields.String(required=True)
     counted = fields.Boolean(required=True, metadata={"description": "Whether the play counted."})
     outcome = _outcome_field(
-        "null until the play is due; then counted, replay (counted within the dedupe window "
-        "already), capped (the daily cap), or artist."
+        "null until the play is due; then counted, replay (the track counted within the dedupe "
+        "window already, by this listener or, for an anonymous one, from this address), capped "
+        "(a daily cap: the listener's, or an anonymous one's address's), or artist."
     )
     elapsed_seconds = fields.Float(
         required=True, metadata={"description": "The server's clock since the play started."}

@@ -15,15 +15,27 @@ The first heartbeat of a due play decides its outcome, once:
   earning from the pool unless the listener is a signed-in user who owns the track (a paid
   order for it or its release; ``app.commerce.models.OWNING_STATUSES``).
 
+An anonymous play also answers to its address (``Play.address_listener_id``, the day's keyed
+hash of the IP address alone, see ``app.plays.listeners``), because a client can take a fresh
+cookie for every play and be a new listener each time. It is also ``REPLAY`` when any play
+from that address counted the same track within the window, and ``CAPPED`` when the address
+has ``PLAY_ADDRESS_DAILY_CAP`` counted plays since the start of the UTC day. So anonymous
+listeners sharing an address (a household, an office, a café behind one NAT) share these
+limits: one counted play of a track per window between them. Signing in avoids that: a
+signed-in play has no address listener and answers to its account's limits only. The address
+key changes with the UTC day, as the anonymous listener keys do.
+
 A play of a track by the track's own artist is ``ARTIST`` from its start and never counts.
 
-The decision is serialised per listener by a lock on the listener's row, so the dedupe window
-and the daily cap hold when a listener's heartbeats arrive at once, and is written with a
-compare-and-set on ``outcome IS NULL``, so a play is decided once however many heartbeats race.
-Every heartbeat writes its play's row before it takes the listener's, so two never deadlock.
+The decision is serialised by row locks, so the windows and caps hold when heartbeats arrive
+at once, and is written with a compare-and-set on ``outcome IS NULL``, so a play is decided
+once however many heartbeats race. The locks are always taken in one order, so two heartbeats
+never deadlock: the play's own row (the heartbeat's write), then the address listener's row
+(anonymous plays), then the listener's row.
 
 ``counted_at`` is set exactly when a play counts, so "counted" below reads ``counted_at``: the
-``(listener_id, counted_at)`` and ``(track_id, counted_at)`` indexes answer those queries alone.
+``(listener_id, counted_at)``, ``(address_listener_id, counted_at)`` and ``(track_id,
+counted_at)`` indexes answer those queries alone.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import User
@@ -50,7 +62,7 @@ from app.timestamps import utcnow
 # The largest position recorded, in ms: what the column (a 32-bit integer) holds.
 POSITION_MAX_MS = 2**31 - 1
 # What ``new_play_token`` makes; anything else names no play, and is not looked up.
-_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{1,{PLAY_TOKEN_LENGTH}}}")
+_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{{PLAY_TOKEN_LENGTH}}}")
 _DAY = timedelta(days=1)
 # What deciding a play writes.
 _DECISION = ["outcome", "counted_at", "earns", "period_id"]
@@ -74,7 +86,8 @@ def start_play(
     viewer: User | None,
     now: datetime | None = None,
 ) -> Play:
-    """A new play of ``track`` by the listener ``identity``, started now.
+    """A new play of ``track`` by the listener ``identity`` (and its address, if anonymous),
+    started now.
 
     The track's own artist gets a play whose outcome is ``ARTIST`` at once. Raises
     TrackHasNoAudio when the track has nothing to stream.
@@ -86,6 +99,7 @@ def start_play(
         token=new_play_token(),
         track_id=track.id,
         listener_id=identity.listener_id,
+        address_listener_id=identity.address_listener_id,
         user_id=identity.user_id,
         started_at=now or utcnow(),
         threshold_ms=threshold_ms(config, track.duration_ms),
@@ -114,7 +128,8 @@ def heartbeat(
     now = now or utcnow()
     found = _find(session, token)
     if found is None:
-        raise PlayNotFound("No such play.", {"play": token[:PLAY_TOKEN_LENGTH]})
+        # The token is not echoed: it may be anything the client put in the path.
+        raise PlayNotFound("No such play.")
     play, duration_ms, release_id = found
     elapsed = now - play.started_at
     if elapsed > timedelta(seconds=int(config["PLAY_SESSION_TTL_SECONDS"])):
@@ -156,9 +171,11 @@ def _find(session: Session, token: str) -> tuple[Play, int | None, int] | None:
 def _decide(
     session: Session, config: Mapping[str, Any], play: Play, release_id: int, now: datetime
 ) -> None:
-    # The heartbeat's own write goes first: every heartbeat takes its play's row, then its
-    # listener's, in that order.
+    # The locks, in the one order every decision takes them: the play's row (the heartbeat's
+    # own write), the address listener's, the listener's.
     session.flush()
+    if play.address_listener_id not in (None, play.listener_id):
+        lock_row(session, Listener.__table__, play.address_listener_id)
     lock_row(session, Listener.__table__, play.listener_id)
     # Another heartbeat may have decided this play while this one waited for the lock.
     session.refresh(play, _DECISION)
@@ -185,30 +202,46 @@ def _decide(
 def _outcome(
     session: Session, config: Mapping[str, Any], play: Play, now: datetime
 ) -> PlayOutcome:
-    window = timedelta(seconds=int(config["PLAY_DEDUPE_WINDOW_SECONDS"]))
-    replay = select(Play.id).where(
-        Play.listener_id == play.listener_id,
-        Play.track_id == play.track_id,
-        Play.counted_at > now - window,
-    )
-    if session.scalar(select(replay.exists())):
-        return PlayOutcome.REPLAY
-    cap = int(config["PLAY_DAILY_CAP"])
+    # Whom the limits count against: the listener, and for an anonymous play its address.
+    limits = [(Play.listener_id, play.listener_id, int(config["PLAY_DAILY_CAP"]))]
+    if play.address_listener_id is not None:
+        cap = int(config["PLAY_ADDRESS_DAILY_CAP"])
+        limits.append((Play.address_listener_id, play.address_listener_id, cap))
+    since = now - timedelta(seconds=int(config["PLAY_DEDUPE_WINDOW_SECONDS"]))
+    for column, who, _ in limits:
+        if _counted_since(session, column, who, play.track_id, since):
+            return PlayOutcome.REPLAY
     day_start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
-    # Counting stops at the cap: a listener far over it costs no more than one at it.
+    for column, who, cap in limits:
+        if _counted_today(session, column, who, day_start, cap) >= cap:
+            return PlayOutcome.CAPPED
+    return PlayOutcome.COUNTED
+
+
+def _counted_since(
+    session: Session, column: InstrumentedAttribute[Any], who: int, track_id: int, since: datetime
+) -> bool:
+    """Whether ``who`` (by ``column``) has a play of the track counted after ``since``."""
+    replay = select(Play.id).where(
+        column == who, Play.track_id == track_id, Play.counted_at > since
+    )
+    return bool(session.scalar(select(replay.exists())))
+
+
+def _counted_today(
+    session: Session, column: InstrumentedAttribute[Any], who: int, day_start: datetime, cap: int
+) -> int:
+    """``who``'s (by ``column``) plays counted on the UTC day from ``day_start``, up to ``cap``.
+
+    Counting stops at the cap: a listener far over it costs no more than one at it.
+    """
     today = (
         select(Play.id)
-        .where(
-            Play.listener_id == play.listener_id,
-            Play.counted_at >= day_start,
-            Play.counted_at < day_start + _DAY,
-        )
+        .where(column == who, Play.counted_at >= day_start, Play.counted_at < day_start + _DAY)
         .limit(cap)
         .subquery()
     )
-    if session.scalar(select(func.count()).select_from(today)) >= cap:
-        return PlayOutcome.CAPPED
-    return PlayOutcome.COUNTED
+    return int(session.scalar(select(func.count()).select_from(today)) or 0)
 
 
 def _owns(session: Session, user_id: int | None, track_id: int, release_id: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -66,16 +66,25 @@ def make_track() -> Callable[..., Track]:
 
 @pytest.fixture
 def listener() -> Callable[..., Identity]:
-    """The listener identity of a signed-in user, or of an anonymous address."""
+    """The listener identity of a signed-in user, or of an anonymous browser at an address:
+    without a cookie (the address and user agent's), or with a new cookie (``fresh_cookie``),
+    on ``now``'s day."""
 
-    def identify(user: User | None = None, address: str = "198.51.100.20") -> Identity:
+    def identify(
+        user: User | None = None,
+        address: str = "198.51.100.20",
+        *,
+        fresh_cookie: bool = False,
+        now: datetime | None = None,
+    ) -> Identity:
         identity = listeners.identify(
             db.session,
             current_app.config,
             user=user,
-            cookie=None,
+            cookie=listeners.new_cookie(current_app.config) if fresh_cookie else None,
             remote_addr=address,
             user_agent="Test Player/1.0",
+            now=now,
         )
         db.session.commit()
         return identity

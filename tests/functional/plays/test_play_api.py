@@ -326,6 +326,14 @@ def test_a_malformed_token_is_not_found(visitor: FlaskClient, token: str) -> Non
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("token", ["Q" * 5000, "Q" * 24, "Q" * 23])
+def test_an_unknown_token_is_not_echoed_back(visitor: FlaskClient, token: str) -> None:
+    response = visitor.post(heartbeat_url(token), json={"position_seconds": 1})
+    assert (response.status_code, response.json["error"]) == (404, "play_not_found")
+    assert response.json["details"] == {}
+    assert "QQQ" not in response.get_data(as_text=True)
+
+
 # Browsers: CSRF for signed-in sessions, none needed anonymously ------------------------------
 
 

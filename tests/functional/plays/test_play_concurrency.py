@@ -1,6 +1,7 @@
 """Heartbeats at once, on PostgreSQL: each thread a request of its own (its own app context,
 session and connection), all released together by a barrier. A play is decided once, and a
-listener's dedupe window and daily cap hold however their heartbeats interleave."""
+listener's dedupe window and daily cap, and an address's, hold however their heartbeats
+interleave."""
 
 from __future__ import annotations
 
@@ -120,3 +121,39 @@ def test_parallel_plays_of_different_listeners_all_count(
 
         assert {body["outcome"] for _, body in answers} == {"counted"}
         assert service.counted_plays(db.session, [track.id]) == {track.id: THREADS}
+
+
+def test_parallel_plays_of_one_track_from_fresh_cookies_at_one_address_count_once(
+    make_app: Any, make_track: Callable[..., Track], listener: Callable[..., Identity]
+) -> None:
+    app = make_app()
+    with app.app_context():
+        track = make_track()
+        strangers = [listener(fresh_cookie=True) for _ in range(THREADS)]
+        assert len({who.listener_id for who in strangers}) == THREADS
+        tokens = [started_long_ago(app, track, who) for who in strangers]
+
+        answers = heartbeats_at_once(app, tokens)
+
+        assert Counter(body["outcome"] for _, body in answers) == Counter(
+            {"counted": 1, "replay": THREADS - 1}
+        )
+        assert outcomes() == Counter({PlayOutcome.COUNTED: 1, PlayOutcome.REPLAY: THREADS - 1})
+
+
+def test_the_address_cap_holds_under_parallel_plays_from_fresh_cookies(
+    make_app: Any, make_track: Callable[..., Track], listener: Callable[..., Identity]
+) -> None:
+    app = make_app(PLAY_ADDRESS_DAILY_CAP=CAP)
+    with app.app_context():
+        tokens = [
+            started_long_ago(app, make_track(), listener(fresh_cookie=True))
+            for _ in range(THREADS)
+        ]
+
+        answers = heartbeats_at_once(app, tokens)
+
+        assert Counter(body["outcome"] for _, body in answers) == Counter(
+            {"counted": CAP, "capped": THREADS - CAP}
+        )
+        assert outcomes() == Counter({PlayOutcome.COUNTED: CAP, PlayOutcome.CAPPED: THREADS - CAP})
