@@ -1,9 +1,12 @@
 """/api/v1 ads: the player's ad slot and its impressions.
 
 The player asks for an ad once playback starts, naming the play it is shown during. The reply
-is the ad to show, whatever happens, and whether an impression was recorded: not once the
-listener reached the frequency cap (``AD_FREQUENCY_CAP`` per ``AD_FREQUENCY_WINDOW_SECONDS``).
-Anonymous listeners are welcome; the reply sets the listener cookie when they have none.
+is the ad to show, whatever happens, and whether an impression was recorded. Impressions are
+billable, so one is recorded only for a play of the same listener that still takes heartbeats
+(started within ``PLAY_SESSION_TTL_SECONDS``) and has no impression yet, and only under the
+frequency cap (``AD_FREQUENCY_CAP`` per ``AD_FREQUENCY_WINDOW_SECONDS``), which anonymous
+listeners also share per IP address (see ``app.ads.service``). Anonymous listeners are welcome;
+the reply sets the listener cookie when they have none.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ bp = Blueprint("ads_api", __name__)
 
 
 @bp.post("/ads/impressions")
-@operation("Get the ad for the player's slot and record its impression (frequency-capped)",
+@operation("Get the ad for the player's slot; record its impression for the listener's play",
            tag="ads", body=ImpressionRequestSchema, response=ImpressionSchema,
            status=201)  # fmt: skip
 @allows_anonymous
@@ -38,6 +41,7 @@ def record_impression() -> Response:
         db.session,
         current_app.config,
         listener_id=identity.listener_id,
+        address_listener_id=identity.address_listener_id,
         ad=ad,
         play_token=data["play_id"],
         now=now,

@@ -11,3 +11,9 @@ class InvalidCampaign(InvalidInput):
     """A campaign the admin typed breaks a rule; ``details`` maps each field to its messages."""
 
     code = "invalid_campaign"
+
+
+class InvalidAdImage(InvalidInput):
+    """A campaign image that cannot be shown; the message says why, for people."""
+
+    code = "invalid_ad_image"

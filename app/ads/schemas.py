@@ -25,7 +25,11 @@ class ImpressionRequestSchema(Schema):
         load_default=None,
         allow_none=True,
         validate=validate.Length(max=PLAY_ID_MAX_LENGTH),
-        metadata={"description": "The play the ad is shown during (its id from POST /plays)."},
+        metadata={
+            "description": "The play the ad is shown during: its id from POST /plays. An"
+            " impression is recorded only for a play of the same listener that started within"
+            " the play session's lifetime and has none yet; without one the ad is still shown."
+        },
     )
 
 
@@ -43,7 +47,11 @@ class ImpressionSchema(Schema):
     ad = fields.Nested(AdSchema, required=True)
     recorded = fields.Boolean(
         required=True,
-        metadata={"description": "False when the listener reached the frequency cap."},
+        metadata={
+            "description": "Whether an impression was recorded: false without a live play of"
+            " this listener, when the play has its impression already, or when the listener"
+            " (or, anonymously, their IP address) reached the frequency cap."
+        },
     )
 
 
@@ -67,7 +75,7 @@ class CampaignForm(Schema):
     weight = fields.String(load_default="1")
     starts_on = fields.String(load_default="")
     ends_on = fields.String(load_default="")
-    cpm = fields.String(load_default="0")
+    cpm = fields.String(load_default="")
     is_house = fields.Boolean(load_default=False)
     active = fields.Boolean(load_default=False)
     remove_image = fields.Boolean(load_default=False)
@@ -132,10 +140,13 @@ def _optional_date(text: str) -> date | None:
     return date.fromisoformat(text)
 
 
-def _typed_amount(text: str, currency: str) -> int:
-    """A CPM typed as money ("7,00" is 700 cents); blank is 0. Raises ValueError to show."""
+def _typed_amount(text: str, currency: str) -> int | None:
+    """A CPM typed as money ("7,00" is 700 cents); None when left blank (the service says
+    whether that is allowed). Raises ValueError to show."""
+    if not text.strip():
+        return None
     try:
-        return parse_amount(text.strip() or "0", currency)
+        return parse_amount(text.strip(), currency)
     except InvalidAmount as exc:
         if exc.problem is AmountProblem.NEGATIVE:
             raise ValueError("The CPM cannot be negative.") from None

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from app.accounts.current import admin_required
-from app.ads import service
+from app.ads import images, service
 from app.ads.models import Campaign
 from app.ads.schemas import load_campaign_form
 from app.errors import DomainError, NotFound
@@ -19,6 +19,7 @@ from app.timestamps import utcnow
 
 bp = Blueprint("ads", __name__)
 IMAGE_CACHE_SECONDS = 86_400  # an image's URL changes with the image (see image_url)
+CHOSEN_NAME_SHOWN = 80  # characters of a chosen file's name repeated back on the form
 
 
 def image_url(campaign_id: int | None, image_object_id: str | None) -> str | None:
@@ -49,6 +50,7 @@ def index() -> str:
         rows=rows,
         today=utcnow().date(),
         state=service.campaign_state,
+        state_labels=service.STATE_LABELS,
         image_url=image_url,
     )
 
@@ -84,14 +86,17 @@ def _campaign_form(campaign: Campaign | None) -> Any:
         else:
             flash("Campaign saved.", "success")
             return redirect(url_for("ads.index"))
-    image_chosen = bool(errors) and bool(getattr(request.files.get("image"), "filename", ""))
+    # Browsers clear a file input when the form comes back: say so, naming the file.
+    chosen = getattr(request.files.get("image"), "filename", "") or ""
+    image_chosen = chosen[:CHOSEN_NAME_SHOWN] if errors else ""
     return render_template(
         "ads/form.html",
         campaign=campaign,
         errors=errors,
         form=request.form,
         image_chosen=image_chosen,
-        max_image_bytes=current_app.config["AD_IMAGE_MAX_BYTES"],
+        max_image_size=images.bytes_for_people(int(current_app.config["AD_IMAGE_MAX_BYTES"])),
+        max_image_pixels=images.pixels_for_people(int(current_app.config["AD_IMAGE_MAX_PIXELS"])),
         currency=current_app.config["DEFAULT_CURRENCY"],
         image_url=image_url,
     ), (422 if errors else 200)

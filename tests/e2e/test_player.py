@@ -25,6 +25,7 @@ from tests.functional.ads.conftest import image_bytes
 
 pytestmark = pytest.mark.browser
 
+PHONE_WIDTH = 390  # CSS pixels: an iPhone 12 to 15
 # Seconds of audio per track: the first is long enough to seek in, the others end quickly.
 LENGTHS = (12.0, 2.5, 2.5)
 PEAKS = [0.2 + 0.6 * ((i * 7) % 10) / 10 for i in range(100)]
@@ -212,6 +213,11 @@ def test_the_player_counts_shows_an_ad_seeks_and_moves_on(live_server, page, rel
     assert [_count(Play, track_id=track) for track in (first, second, third)] == [1, 1, 1]
     assert _count(Play, outcome=PlayOutcome.COUNTED) == 3
     assert _count(Impression) == 3
+
+    # On a phone's width, the playing page with its ad and times does not scroll sideways.
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    page.wait_for_function(f"document.documentElement.clientWidth === {PHONE_WIDTH}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
     assert problems == []
 
 

@@ -9,7 +9,8 @@
 // - Play counting: each start of a track asks the server for a play id, then sends heartbeats
 //   (every 10 s while playing, at pause and end, and just after the play is due to count).
 //   The server's clock decides; a counted play adds one to the track's count on the page.
-// - The ad slot shows an ad once playback starts, and the server records the impression.
+// - The ad slot shows an ad once a play starts; the server records one impression for that
+//   play (none without a play id: the ad still shows).
 // A failing request never stops the music.
 (function () {
   "use strict";
