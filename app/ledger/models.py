@@ -51,6 +51,10 @@ ARTIST_PAYABLE_PREFIX = "artist_payable:"
 PLATFORM_COMMISSION = "platform_commission"
 PROCESSING_FEES = "processing_fees"
 CONTRIBUTIONS = "contributions"
+# Ad revenue (app.pools): what the ad network owes the platform for a closed period (an
+# asset), and the platform's part of it once the artists' pool is split off (revenue).
+ADS_RECEIVABLE = "ads_receivable"
+PLATFORM_AD_SHARE = "platform_ad_share"
 
 
 def clearing_code(gateway: str, currency: str) -> str:
@@ -64,7 +68,8 @@ def artist_payable_code(artist_id: int, currency: str) -> str:
 
 
 def platform_code(purpose: str, currency: str) -> str:
-    """``platform_commission:USD``, ``processing_fees:USD``, ``contributions:USD``."""
+    """``platform_commission:USD``, ``processing_fees:USD``, ``contributions:USD``,
+    ``ads_receivable:USD``, ``platform_ad_share:USD``."""
     return f"{purpose}:{currency}"
 
 
