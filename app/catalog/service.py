@@ -14,7 +14,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.accounts.models import User
 from app.catalog.errors import (
@@ -340,7 +340,10 @@ def search(session: Session, query: str, limit: int) -> tuple[list[Artist], list
 
 
 def visible_track(session: Session, track_id: int, viewer: User | None) -> Track:
-    track = session.get(Track, track_id)
+    # One query for the track, its release and its media: streaming reads all three.
+    track = session.get(
+        Track, track_id, options=[joinedload(Track.release), joinedload(Track.media)]
+    )
     if track is None or not (track.release.published or can_edit(viewer, track.release.artist)):
         raise TrackNotFound("No such track.")
     return track
