@@ -161,6 +161,20 @@ def process_upload(session: Session, config: Mapping[str, Any], upload_id: str) 
         return None
     # Nothing is written yet: ending the read here keeps the transaction short.
     session.rollback()
+    try:
+        return _process_claimed(session, config, claim)
+    except FileNotFoundError:
+        # Another run of this job finished first and removed the spooled bytes while this one
+        # was reading them: that run stored the track, and this one has nothing to do.
+        session.rollback()
+        upload = session.get(Upload, upload_id, populate_existing=True)
+        if upload is None or upload.status is not UploadStatus.PROCESSING:
+            return None
+        raise
+
+
+def _process_claimed(session: Session, config: Mapping[str, Any], claim: _Claim) -> Track | None:
+    upload_id = claim.upload_id
     configure_concurrency(config["FFMPEG_CONCURRENCY"])
     ffmpeg = ffmpeg_path(config["FFMPEG"])
     reporter = ProgressReporter(session.get_bind(), upload_id, config["PROGRESS_INTERVAL_SECONDS"])
