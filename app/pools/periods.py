@@ -25,7 +25,9 @@ from app.errors import InvalidInput
 from app.pools.models import Period, PeriodStatus, PoolModel
 from app.timestamps import utcnow
 
-_KEY = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_KEY = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII)
+# Periods are months of these years (the next month of the last one must still be a date).
+MIN_YEAR, MAX_YEAR = 1970, 9998
 # Bounds a runaway search for an open period; 1200 months is a century of closed periods.
 _MAX_MONTHS_AHEAD = 1200
 
@@ -38,7 +40,7 @@ def period_key(at: datetime) -> str:
 def parse_key(key: str) -> tuple[int, int]:
     """(year, month) of ``"YYYY-MM"``. Raises InvalidInput for anything else."""
     match = _KEY.match(key or "")
-    if match is None or int(match.group(1)) < 1970:
+    if match is None or not MIN_YEAR <= int(match.group(1)) <= MAX_YEAR:
         raise InvalidInput(
             f"{key!r} is not a period: write the year and month, as in 2026-11.",
             {"period": ["Write the year and month, as in 2026-11."]},

@@ -359,7 +359,13 @@ def close_period(
     if found is not None and found.status is PeriodStatus.CLOSED:
         return found  # closed is final: no lock needed to see it
     now = now or utcnow()
-    _, ends_at = bounds(key)
+    starts_at, ends_at = bounds(key)
+    if now < starts_at:
+        raise PeriodNotOver(
+            f"Period {key} has not started yet: it opens on {starts_at:%Y-%m-%d} UTC, and only "
+            "a month that has begun can be closed.",
+            {"period": key, "starts_at": starts_at.isoformat()},
+        )
     if now < ends_at and not allow_early:
         raise PeriodNotOver(
             f"Period {key} runs until {ends_at:%Y-%m-%d %H:%M} UTC. "

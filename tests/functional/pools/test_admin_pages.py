@@ -6,6 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.timestamps import utcnow
+from app.pools.periods import bounds, period_key
 from app.ledger.models import LedgerTransaction
 from app.pools.models import Period, PeriodStatus, PoolModel
 from tests.factories import UserFactory
@@ -124,16 +126,19 @@ def test_a_closed_period_refuses_new_settings(client, admin, three_listeners):
 
 
 def test_an_open_month_needs_the_early_box(client, admin):
+    # The current month: begun, not ended.
+    month = period_key(utcnow())
+    month_end = bounds(month)[1]
     response = client.post(
-        "/admin/periods/2999-01/close", data={"model": "pro_rata"},
-        headers={"Referer": "/admin/periods/2999-01"},
+        f"/admin/periods/{month}/close", data={"model": "pro_rata"},
+        headers={"Referer": f"/admin/periods/{month}"},
     )  # fmt: skip
     assert response.status_code == 302
-    assert db.session.scalar(select(Period.status).where(Period.key == "2999-01")) is None
-    assert "runs until 2999-02-01" in client.get("/admin/periods").get_data(as_text=True)
-    early = client.post("/admin/periods/2999-01/close", data={"model": "pro_rata", "early": "on"})
+    assert db.session.scalar(select(Period.status).where(Period.key == month)) is None
+    assert f"runs until {month_end:%Y-%m-%d}" in client.get("/admin/periods").get_data(as_text=True)
+    early = client.post(f"/admin/periods/{month}/close", data={"model": "pro_rata", "early": "on"})
     assert early.status_code == 302
-    status = db.session.scalar(select(Period.status).where(Period.key == "2999-01"))
+    status = db.session.scalar(select(Period.status).where(Period.key == month))
     assert status is PeriodStatus.CLOSED
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
+from app.errors import InvalidInput
 from app.extensions import db
 from app.ledger import service as ledger
 from app.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from app.ledger.verify import verify
 from app.plays.models import Play, PlayOutcome
 from app.pools import service
+from app.pools.periods import parse_key
 from app.pools.errors import InvalidRevenue, PeriodClosed, PeriodNotOver
 from app.pools.models import Period, PeriodAllocation, PeriodStatus, PoolModel, RevenueSource
 from app.pools.periods import landing_period
@@ -264,3 +266,17 @@ def test_verify_finds_a_closed_period_without_its_transaction(app):
     db.session.execute(text("UPDATE periods SET closed_revenue_minor = 50, platform_minor = 50"))
     db.session.commit()
     assert [violation.check for violation in verify(db.session)] == ["period_without_transaction"]
+
+
+def test_a_month_that_has_not_begun_cannot_be_closed_even_early(app) -> None:
+    december = datetime(2026, 12, 3, tzinfo=UTC)
+    with pytest.raises(PeriodNotOver):
+        service.close_period(db.session, app.config, "2027-05", allow_early=True, now=december)
+    db.session.rollback()
+    assert db.session.query(Period).filter_by(key="2027-05").count() == 0
+
+
+@pytest.mark.parametrize("key", ["２０２６-12", "9999-12", "1969-12", "2026-1"])
+def test_only_ascii_months_of_supported_years_are_periods(key: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_key(key)

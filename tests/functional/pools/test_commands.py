@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.timestamps import utcnow
+from app.pools.periods import bounds, period_key
 from app.ledger.models import LedgerTransaction
 from app.pools.models import Period, PeriodStatus, PoolModel, RevenueSource
 
@@ -61,11 +63,14 @@ def test_period_close_uses_impressions_without_revenue(runner, three_listeners, 
 
 
 def test_period_close_refuses_an_open_month_unless_early(runner, app):
-    result = runner.invoke(args=["period", "close", "2999-01"])
+    # The current month: begun, not ended.
+    month = period_key(utcnow())
+    month_end = bounds(month)[1]
+    result = runner.invoke(args=["period", "close", month])
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr.startswith("megabox: Period 2999-01 runs until 2999-02-01 00:00 UTC.")
-    assert db.session.scalar(select(Period.status).where(Period.key == "2999-01")) is None
-    early = runner.invoke(args=["period", "close", "2999-01", "--early"])
+    assert result.stderr.startswith(f"megabox: Period {month} runs until {month_end:%Y-%m-%d} 00:00 UTC.")
+    assert db.session.scalar(select(Period.status).where(Period.key == month)) is None
+    early = runner.invoke(args=["period", "close", month, "--early"])
     assert early.exit_code == 0, early.output
     assert "No revenue: no ledger transaction." in early.output
 
