@@ -7,7 +7,14 @@ from argon2 import PasswordHasher
 from factory.alchemy import SQLAlchemyModelFactory
 
 from app.accounts.models import User
-from app.catalog.models import Artist, PricingMode, Release, ReleaseType, Track
+from app.catalog.models import (
+    MAX_TRACK_POSITION,
+    Artist,
+    PricingMode,
+    Release,
+    ReleaseType,
+    Track,
+)
 from app.extensions import db
 from app.timestamps import utcnow
 from tests.conftest import TEST_PASSWORD
@@ -64,5 +71,6 @@ class TrackFactory(_Factory):
 
     release = factory.SubFactory(ReleaseFactory)
     title = factory.Sequence(lambda n: f"Track {n}")
-    position = factory.Sequence(lambda n: n + 1)
+    # Track numbers stay valid (1..MAX_TRACK_POSITION) however many tracks a test run makes.
+    position = factory.Sequence(lambda n: n % MAX_TRACK_POSITION + 1)
     price_minor = 100
