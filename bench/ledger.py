@@ -61,6 +61,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import postgres_url  # noqa: E402
+
 MARKER_TABLE = "megabox_bench_ledger"
 BENCH_QUEUE = "megabox-bench-ledger"
 CURRENCY = "USD"
@@ -84,10 +86,7 @@ def fail(message: str) -> None:
 
 
 def database_url() -> str:
-    url = os.environ.get("MEGABOX_DATABASE_URL", "")
-    if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        fail("set MEGABOX_DATABASE_URL to a PostgreSQL database of its own (it is rebuilt)")
-    return url
+    return postgres_url("bench/ledger.py")
 
 
 def make_app(url: str, redis_url: str, instance: Path) -> Any:
