@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, select, update
+import enum
+
+from sqlalchemy import Enum, Insert, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,3 +53,12 @@ def share_row(session: Session, table: Table, row_id: Any) -> None:
         lock_row(session, table, row_id)
     else:
         session.execute(select(table.c.id).where(table.c.id == row_id).with_for_update(read=True))
+
+
+def value_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A column type for ``cls``: its lower-case values in a VARCHAR(20) with a CHECK, the same
+    on every database."""
+    return Enum(
+        cls, name=name, native_enum=False, create_constraint=True, length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )  # fmt: skip

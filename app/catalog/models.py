@@ -6,9 +6,10 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.database import value_enum
 from app.extensions import db
 from app.ledger.money import Money
 from app.timestamps import UTCDateTime, utcnow
@@ -40,13 +41,6 @@ class TrackStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as the lower-case value in a VARCHAR with a CHECK, the same on every database.
-    return Enum(
-        cls, name=name, native_enum=False, create_constraint=True, length=20,
-        values_callable=lambda members: [m.value for m in members],
-    )  # fmt: skip
-
 
 class Artist(db.Model):
     __tablename__ = "artists"
@@ -72,13 +66,13 @@ class Release(db.Model):
     artist_id: Mapped[int] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     release_type: Mapped[ReleaseType] = mapped_column(
-        _enum(ReleaseType, "release_type"), default=ReleaseType.ALBUM
+        value_enum(ReleaseType, "release_type"), default=ReleaseType.ALBUM
     )
     release_date: Mapped[date | None]
     description: Mapped[str] = mapped_column(Text, default="")
     cover_url: Mapped[str | None] = mapped_column(String(500))
     pricing_mode: Mapped[PricingMode] = mapped_column(
-        _enum(PricingMode, "pricing_mode"), default=PricingMode.FIXED
+        value_enum(PricingMode, "pricing_mode"), default=PricingMode.FIXED
     )
     # For name-your-price this is the suggested price; the buyer pays at least the minimum.
     price_minor: Mapped[int] = mapped_column(default=0)
@@ -120,7 +114,7 @@ class Track(db.Model):
     price_minor: Mapped[int] = mapped_column(default=0)
     sold_separately: Mapped[bool] = mapped_column(default=True)
     status: Mapped[TrackStatus] = mapped_column(
-        _enum(TrackStatus, "track_status"), default=TrackStatus.DRAFT
+        value_enum(TrackStatus, "track_status"), default=TrackStatus.DRAFT
     )
     locked_fields: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -15,9 +15,10 @@ import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.database import value_enum
 from app.extensions import db
 from app.timestamps import UTCDateTime, utcnow
 
@@ -54,12 +55,6 @@ class ItemKind(enum.StrEnum):
     TRACK = "track"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls, name=name, native_enum=False, create_constraint=True, length=20,
-        values_callable=lambda members: [m.value for m in members],
-    )  # fmt: skip
-
 
 def new_public_id() -> str:
     return secrets.token_urlsafe(PUBLIC_ID_BYTES)
@@ -85,7 +80,7 @@ class Order(db.Model):
     fee_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[OrderStatus] = mapped_column(
-        _enum(OrderStatus, "order_status"), default=OrderStatus.PENDING, index=True
+        value_enum(OrderStatus, "order_status"), default=OrderStatus.PENDING, index=True
     )
     # "sandbox", "stripe", or "free" for a zero-price acquisition that never met a gateway.
     gateway: Mapped[str] = mapped_column(String(20))
@@ -102,7 +97,7 @@ class Order(db.Model):
     # The processor's dispute of this payment, once one is opened, and where it stands: a
     # redelivered opening must not reopen a dispute that has closed.
     dispute_reference: Mapped[str | None] = mapped_column(String(GATEWAY_REFERENCE_MAX_LENGTH))
-    dispute_state: Mapped[DisputeState | None] = mapped_column(_enum(DisputeState, "dispute_state"))
+    dispute_state: Mapped[DisputeState | None] = mapped_column(value_enum(DisputeState, "dispute_state"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -136,7 +131,7 @@ class OrderItem(db.Model):
     track_id: Mapped[int | None] = mapped_column(
         ForeignKey("tracks.id", ondelete="RESTRICT"), index=True
     )
-    kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind, "order_item_kind"))
+    kind: Mapped[ItemKind] = mapped_column(value_enum(ItemKind, "order_item_kind"))
     title: Mapped[str] = mapped_column(String(500))
     # The price the listener saw: the fixed price, or name-your-price's suggestion.
     list_price_minor: Mapped[int] = mapped_column(BigInteger)

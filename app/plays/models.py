@@ -18,9 +18,10 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.database import value_enum
 from app.extensions import db
 from app.timestamps import UTCDateTime, utcnow
 
@@ -85,14 +86,7 @@ class Play(db.Model):
     # The position the client last reported, in ms: shown back, never trusted for counting.
     reported_position_ms: Mapped[int] = mapped_column(default=0)
     outcome: Mapped[PlayOutcome | None] = mapped_column(
-        Enum(
-            PlayOutcome,
-            name="play_outcome",
-            native_enum=False,
-            create_constraint=True,
-            length=20,
-            values_callable=lambda cls: [member.value for member in cls],
-        )
+        value_enum(PlayOutcome, "play_outcome")
     )
     counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     earns: Mapped[bool] = mapped_column(default=False)

@@ -13,21 +13,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.database import value_enum
 from app.extensions import db
 from app.timestamps import UTCDateTime, utcnow
 
 PERIOD_KEY_LENGTH = 7  # "2026-11"
 TRACK_TITLE_MAX_LENGTH = 200
 
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(
-        cls, name=name, native_enum=False, create_constraint=True, length=20,
-        values_callable=lambda members: [m.value for m in members],
-    )  # fmt: skip
 
 
 class PeriodStatus(enum.StrEnum):
@@ -56,17 +51,17 @@ class Period(db.Model):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())  # exclusive
     status: Mapped[PeriodStatus] = mapped_column(
-        _enum(PeriodStatus, "period_status"), default=PeriodStatus.OPEN
+        value_enum(PeriodStatus, "period_status"), default=PeriodStatus.OPEN
     )
     model: Mapped[PoolModel] = mapped_column(
-        _enum(PoolModel, "pool_model"), default=PoolModel.PRO_RATA
+        value_enum(PoolModel, "pool_model"), default=PoolModel.PRO_RATA
     )
     currency: Mapped[str] = mapped_column(String(3))
     # Revenue the admin entered; None means "impressions times CPM" at close.
     revenue_minor: Mapped[int | None] = mapped_column(BigInteger())
     # Filled in by the close, and never changed after.
     revenue_source: Mapped[RevenueSource | None] = mapped_column(
-        _enum(RevenueSource, "revenue_source")
+        value_enum(RevenueSource, "revenue_source")
     )
     closed_revenue_minor: Mapped[int | None] = mapped_column(BigInteger())
     pool_share_bps: Mapped[int | None]
