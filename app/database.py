@@ -4,6 +4,9 @@
   to insert one natural key, one inserts and the other finds its row, without a savepoint
   (which SQLite's deferred transactions would turn into an early commit, see
   ``app._sqlite_pragmas``).
+- ``insert_or_add``: ``INSERT ... ON CONFLICT (keys) DO UPDATE SET c = c + excluded.c``: a
+  counter row made by its first increment, and added to atomically after (PostgreSQL takes
+  the row's lock for the update, so parallel increments all count).
 - ``share_row``: hold a row against writers but not against other sharers, so many requests
   can rely on a row's state (a period being open) while one writer (the close) waits for them
   and they wait for it. PostgreSQL takes ``FOR SHARE``; SQLite, with no row locks, does what
@@ -37,6 +40,25 @@ def insert_unless_exists(session: Session, model: type[Any], keys: Sequence[str]
     if dialect == "sqlite":
         return sqlite.insert(model).on_conflict_do_nothing(index_elements=list(keys))
     raise NotImplementedError(f"Megabox supports SQLite and PostgreSQL, not {dialect}")
+
+
+def insert_or_add(
+    session: Session, model: type[Any], keys: Sequence[str], values: dict[str, Any]
+) -> None:
+    """Insert ``values`` as a row of ``model``, or, when its ``keys`` exist, add the other
+    values to that row's columns. Raises NotImplementedError as ``insert_unless_exists``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(model).values(**values)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model).values(**values)
+    else:
+        raise NotImplementedError(f"Megabox supports SQLite and PostgreSQL, not {dialect}")
+    table = model.__table__
+    added = {
+        name: table.c[name] + statement.excluded[name] for name in values if name not in keys
+    }
+    session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=added))
 
 
 def lock_row(session: Session, table: Table, row_id: Any) -> None:

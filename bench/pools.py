@@ -249,6 +249,7 @@ def clean_previous_runs(marker: dict[str, str]) -> None:
         ("DELETE FROM listeners WHERE id > :top", "listeners"),
         ("DELETE FROM ad_campaigns WHERE id > :top", "ad_campaigns"),
         ("DELETE FROM users WHERE id > :top", "users"),
+        ("DELETE FROM period_listeners WHERE period_id > :top", "periods"),
         ("DELETE FROM periods WHERE id > :top", "periods"),
     ]
     with db.engine.begin() as conn:
@@ -440,10 +441,11 @@ FROM ad_campaigns WHERE NOT is_house
 def load_data(app: Any, sizes: Sizes) -> float:
     """Load the catalogue, listeners, plays and impressions (module docstring); seconds."""
     from sqlalchemy import text
+    from sqlalchemy.orm import Session
 
     from app.ads.models import Campaign
     from app.extensions import db
-    from app.pools.periods import bounds, ensure_period
+    from app.pools.periods import bounds, ensure_period, recount_landed
     from app.timestamps import utcnow
 
     started = time.perf_counter()
@@ -494,9 +496,14 @@ def load_data(app: Any, sizes: Sizes) -> float:
         for statement in restore:
             conn.execute(text(statement))
         progress(f"indexes and foreign keys: {time.perf_counter() - started:.0f} s")
+        # The listeners' counters, as landing each play and impression would have kept them.
+        with Session(bind=conn) as counting:
+            recount_landed(counting, period_id)
+            counting.flush()
+        progress(f"listener counters: {time.perf_counter() - started:.0f} s")
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("users", "artists", "releases", "tracks", "listeners", "plays",
-                      "ad_impressions", "ad_campaigns", "periods"):  # fmt: skip
+                      "ad_impressions", "ad_campaigns", "periods", "period_listeners"):  # fmt: skip
             conn.execute(text(f"VACUUM ANALYZE {table}"))
     seconds = time.perf_counter() - started
     progress(f"loaded and vacuumed: {seconds:.0f} s")

@@ -63,7 +63,7 @@ from app.catalog.service import max_price_minor, price_problem
 from app.database import insert_unless_exists, lock_row
 from app.ledger.money import Money
 from app.plays.models import PLAY_TOKEN_LENGTH, Listener, Play
-from app.pools.periods import landing_period
+from app.pools.periods import count_landed, landing_period
 from app.timestamps import utcnow
 from app.vault import service as vault
 
@@ -323,15 +323,24 @@ def record_impression(
     ).scalar_one_or_none()
     if new_id is None:  # the play has its impression already
         return None
+    count_landed(session, period.id, listener_id, impressions=1)
     return session.get(Impression, new_id)
 
 
 def impression_revenue_minor(session: Session, period_id: int) -> int:
     """The period's revenue from impressions × CPM: floor(sum of the CPMs / 1000), in SQL."""
-    total = select(
-        func.coalesce(func.sum(Impression.cpm_minor), 0) // CPM_IMPRESSIONS
-    ).where(Impression.period_id == period_id)
-    return int(session.scalar(total) or 0)
+    return impression_totals(session, period_id)[1]
+
+
+def impression_totals(session: Session, period_id: int) -> tuple[int, int]:
+    """The period's impressions and their revenue (as ``impression_revenue_minor``), read in
+    one pass."""
+    count, revenue = session.execute(
+        select(
+            func.count(), func.coalesce(func.sum(Impression.cpm_minor), 0) // CPM_IMPRESSIONS
+        ).where(Impression.period_id == period_id)
+    ).one()
+    return int(count), int(revenue)
 
 
 # Helpers -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import value_enum
@@ -62,6 +62,16 @@ class Play(db.Model):
         Index("ix_plays_listener_counted", "listener_id", "counted_at"),
         # Period close reads a period's earning plays; the track page counts a track's plays.
         Index("ix_plays_period_earns", "period_id", "earns"),
+        # The user_centric close reads a period's earning plays in listener order, from the
+        # index alone, to merge them with the period's listeners (app.pools.allocation).
+        Index(
+            "ix_plays_period_listener",
+            "period_id",
+            "listener_id",
+            postgresql_include=["track_id"],
+            postgresql_where=text("earns"),
+            sqlite_where=text("earns"),
+        ),
         Index("ix_plays_track_counted", "track_id", "counted_at"),
         Index("ix_plays_address_counted", "address_listener_id", "counted_at"),
     )

@@ -56,7 +56,7 @@ from app.database import lock_row
 from app.plays.errors import PlayExpired, PlayNotFound, TrackHasNoAudio
 from app.plays.listeners import Identity
 from app.plays.models import PLAY_TOKEN_LENGTH, Listener, Play, PlayOutcome, new_play_token
-from app.pools.periods import landing_period
+from app.pools.periods import count_landed, landing_period
 from app.timestamps import utcnow
 
 # The largest position recorded, in ms: what the column (a 32-bit integer) holds.
@@ -197,6 +197,8 @@ def _decide(
         return
     for key, value in values.items():
         set_committed_value(play, key, value)
+    if values.get("earns"):
+        count_landed(session, values["period_id"], play.listener_id, plays=1)
 
 
 def _outcome(

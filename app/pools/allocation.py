@@ -37,9 +37,14 @@ num_{t,n} = Σ imps_l over those plays; with L the least common multiple of the 
     share_t = pool · (P · Σ_n num_{t,n} · L/n  +  I_o · L · P_t) / (I · L · P)
 
 so each track's floor and remainder are an integer division, and remainders compare
-directly. On PostgreSQL that combine runs in SQL in ``numeric`` (exact for integers of any
-size; L can be huge), so one row per track reaches Python; on SQLite (64-bit integers) it runs
-in Python over the grouped rows. ``pro_rata`` is pool · P_t divided by P, in Python integers.
+directly. On SQLite (64-bit integers, small inputs) that runs in Python over the grouped rows.
+On PostgreSQL, where a month holds ten million plays and L has hundreds of digits, one pass
+over the plays computes each share in fixed point, with a bound on its error, and only the
+tracks whose floor or rank that bound leaves open get the exact sum above
+(``_user_centric_fixed_point``, ``round_up``): the result is the same, exactly. The listeners'
+n and impressions come from counters kept as plays and impressions land
+(``PoolInputs.listeners``), when the caller has them. ``pro_rata`` is pool · P_t divided by P,
+in Python integers.
 
 Largest remainder: every track gets the floor of its exact share, and the minor units still
 missing (fewer than the number of tracks) go one each to the largest remainders. Tie-break:
@@ -53,52 +58,53 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Column,
     Connection,
     FromClause,
-    MetaData,
-    Numeric,
     Select,
-    Table,
-    case,
-    cast,
+    any_,
+    bindparam,
     func,
-    insert,
     literal,
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import CreateTable
 
 from app.ads.models import Impression
 from app.plays.models import Play
-from app.pools.models import PoolModel
+from app.pools.models import PeriodListener, PoolModel
 
-# The temporary tables of the PostgreSQL path: the listeners with plays and impressions, and
-# each listener play count n with its factor L/n.
-LISTENERS_TABLE = "pool_weighted_listeners"
-FACTORS_TABLE = "pool_factors"
-# A close groups a month of plays by listener and by track: memory for those hash tables
-# (PostgreSQL's default of 4MB spills a million listeners to disk). Local to the transaction.
+# A close groups a month of plays by track: memory for that hash table and for the merge's
+# sorts (PostgreSQL's default of 4MB spills to disk). Local to the transaction.
 POSTGRES_WORK_MEM = "256MB"
+# S of the fixed-point weights (``_user_centric_fixed_point``): a share is then known to within
+# pool · Q_t / (I · S) minor units before any exact work, about 1e-6 for a month's data.
+WEIGHT_SCALE = 2**40
+INT64_MAX = 2**63 - 1
 
 TrackKey = Any  # int in the database, str in CSV files
 
 
 @dataclass(frozen=True, slots=True)
 class PoolInputs:
-    """The two relations an allocation reads (see the module docstring)."""
+    """The relations an allocation reads (see the module docstring).
+
+    ``listeners``, when given, is what grouping the other two by listener gives, kept ahead
+    (``PeriodListener``): the caller vouches that it agrees with them.
+    """
 
     plays: FromClause  # columns: listener, track
     impressions: FromClause  # columns: listener, impressions
+    listeners: FromClause | None = None  # columns: listener, n, imps
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +126,17 @@ class Allocation:
     pool: int
     plays: int
     shares: list[TrackShare]
+    # With ``PoolInputs.listeners``: the sums of their n and imps, for the caller to check.
+    counters: tuple[int, int] | None = None
 
     @property
     def tracks(self) -> int:
         return len(self.shares)
 
 
-def period_inputs(period_id: int | None) -> PoolInputs:
-    """The earning counted plays and the ad impressions that landed in the period."""
+def period_inputs(period_id: int | None, *, kept: bool = False) -> PoolInputs:
+    """The earning counted plays and the ad impressions that landed in the period, and, when
+    ``kept``, its listeners' counters (``PeriodListener``; the caller checks that they agree)."""
     plays = (
         select(Play.listener_id.label("listener"), Play.track_id.label("track"))
         .where(Play.period_id == period_id, Play.earns)
@@ -138,7 +147,18 @@ def period_inputs(period_id: int | None) -> PoolInputs:
         .where(Impression.period_id == period_id)
         .subquery("period_impressions")
     )
-    return PoolInputs(plays, impressions)
+    if not kept:
+        return PoolInputs(plays, impressions)
+    listeners = (
+        select(
+            PeriodListener.listener_id.label("listener"),
+            PeriodListener.earning_plays.label("n"),
+            PeriodListener.impressions.label("imps"),
+        )
+        .where(PeriodListener.period_id == period_id)
+        .subquery("period_listeners_kept")
+    )
+    return PoolInputs(plays, impressions, listeners)
 
 
 def equal_impressions(plays: FromClause) -> FromClause:
@@ -151,23 +171,73 @@ def equal_impressions(plays: FromClause) -> FromClause:
 
 
 def allocate_pool(
-    db: Session | Connection, inputs: PoolInputs, pool: int, model: PoolModel
+    db: Session | Connection,
+    inputs: PoolInputs,
+    pool: int,
+    model: PoolModel,
+    *,
+    scale: int = WEIGHT_SCALE,
 ) -> Allocation:
     """Split ``pool`` minor units over the tracks of ``inputs`` by ``model``, exactly.
 
-    Raises ValueError for a negative pool.
+    ``scale`` is S of the PostgreSQL path's fixed point (any S gives the same, exact result;
+    a small one only makes more tracks need exact work). Raises ValueError for a negative
+    pool.
     """
     if pool < 0:
         raise ValueError("a pool cannot be negative")
     if _dialect(db) == "postgresql":
         db.execute(text(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'"))
-    if PoolModel(model) is PoolModel.USER_CENTRIC:
-        impressions = db.execute(
-            select(func.coalesce(func.sum(inputs.impressions.c.impressions), 0))
-        ).scalar()
-        if impressions:
-            return _user_centric(db, inputs, pool, int(impressions))
-    return _pro_rata(db, inputs, pool)
+    if PoolModel(model) is not PoolModel.USER_CENTRIC:
+        return _pro_rata(db, inputs, pool)
+    if inputs.listeners is None:
+        source = inputs.impressions.c.impressions
+        impressions = int(db.execute(select(func.coalesce(func.sum(source), 0))).scalar() or 0)
+        weights = None
+    else:
+        weights = _kept_weights(db, inputs.listeners)
+        impressions = weights.impressions
+    if impressions:
+        allocation = _user_centric(db, inputs, pool, impressions, scale, weights)
+    else:
+        allocation = _pro_rata(db, inputs, pool)
+    if weights is None:
+        return allocation
+    return replace(allocation, counters=(weights.plays, weights.impressions))
+
+
+@dataclass(frozen=True, slots=True)
+class _Weights:
+    """Sums over the listeners: all their plays and impressions (kept counters only), and the
+    impressions and the largest imps of the weighted ones (n > 0 and imps > 0)."""
+
+    plays: int | None  # None: grouped from the rows, not kept
+    impressions: int
+    weighted_impressions: int
+    largest: int
+
+    def check(self, plays: int) -> None:
+        """Raises CountersDisagree when kept counters do not sum to the ``plays`` read."""
+        if self.plays is not None and self.plays != plays:
+            raise CountersDisagree(f"the listeners' counters hold {self.plays} earning plays, "
+                                   f"the period {plays}")  # fmt: skip
+
+
+class CountersDisagree(Exception):
+    """``PoolInputs.listeners`` does not agree with the plays (the caller counts again)."""
+
+
+def _kept_weights(db: Session | Connection, listeners: FromClause) -> _Weights:
+    weighted = (listeners.c.n > 0) & (listeners.c.imps > 0)
+    row = db.execute(
+        select(
+            func.coalesce(func.sum(listeners.c.n), 0),
+            func.coalesce(func.sum(listeners.c.imps), 0),
+            func.coalesce(func.sum(listeners.c.imps).filter(weighted), 0),
+            func.coalesce(func.max(listeners.c.imps).filter(weighted), 0),
+        )
+    ).one()
+    return _Weights(*(int(value) for value in row))
 
 
 # pro_rata ---------------------------------------------------------------------------------
@@ -228,17 +298,44 @@ def track_groups(plays: FromClause, weighted: FromClause) -> Select[Any]:
     )
 
 
+def _weighted(inputs: PoolInputs) -> FromClause:
+    """The listeners with earning plays and impressions: ``listener``, ``n``, ``imps``."""
+    if inputs.listeners is None:
+        return weighted_listeners(inputs).subquery("weighted_listeners")
+    kept = inputs.listeners
+    return (
+        select(kept.c.listener, kept.c.n, kept.c.imps)
+        .where(kept.c.n > 0, kept.c.imps > 0)
+        .subquery("weighted_listeners")
+    )
+
+
 def _user_centric(
-    db: Session | Connection, inputs: PoolInputs, pool: int, impressions: int
+    db: Session | Connection,
+    inputs: PoolInputs,
+    pool: int,
+    impressions: int,
+    scale: int,
+    weights: _Weights | None,
 ) -> Allocation:
+    weighted = _weighted(inputs)
     if _dialect(db) == "postgresql":
-        return _user_centric_in_numeric(db, inputs, pool, impressions)
-    weighted = weighted_listeners(inputs).subquery("weighted_listeners")
+        if weights is None:
+            sums = db.execute(
+                select(
+                    func.coalesce(func.sum(weighted.c.imps), 0),
+                    func.coalesce(func.max(weighted.c.imps), 0),
+                )
+            ).one()
+            weights = _Weights(None, impressions, int(sums[0]), int(sums[1]))
+        return _user_centric_fixed_point(db, inputs, weighted, pool, impressions, scale, weights)
     groups = [
         (track, int(n), int(plays), int(weight))
         for track, n, plays, weight in db.execute(track_groups(inputs.plays, weighted))
     ]
     total = sum(plays for _, _, plays, _ in groups)
+    if weights is not None:
+        weights.check(total)
     if total == 0:
         return Allocation(PoolModel.USER_CENTRIC, 0, 0, [])
     weight_by_n: defaultdict[int, int] = defaultdict(int)
@@ -273,113 +370,197 @@ def _weighted_impressions(weight_by_n: Iterable[tuple[int, int]]) -> int:
     return total
 
 
-def _user_centric_in_numeric(
-    db: Session | Connection, inputs: PoolInputs, pool: int, impressions: int
-) -> Allocation:
-    """The PostgreSQL path.
-
-    The weighted listeners go to a temporary table first, analysed, so that the planner
-    knows how many there are (its estimate for a join of two aggregates is far off, and led
-    it to read a month of plays by index in listener order) and so that L is known before
-    the plays are grouped. Each n's factor L/n goes to a second one. Then one statement
-    groups the plays by (track, n), combines the groups per track in ``numeric`` and ranks
-    the remainders: only the amounts reach Python.
-    """
-    for name in (LISTENERS_TABLE, FACTORS_TABLE):
-        db.execute(text(f"DROP TABLE IF EXISTS pg_temp.{name}"))
-    created = weighted_listeners(inputs).into(LISTENERS_TABLE, temporary=True)
-    db.execute(created)
-    db.execute(text(f"ANALYZE {LISTENERS_TABLE}"))
-    listeners = created.table
-    weight_by_n = [
-        (int(n), int(weight))
-        for n, weight in db.execute(
-            select(listeners.c.n, func.sum(listeners.c.imps)).group_by(listeners.c.n)
-        )
-    ]
-    lcm = math.lcm(*(n for n, _ in weight_by_n))
-    factors = Table(
-        FACTORS_TABLE, MetaData(), Column("n", BigInteger, primary_key=True),
-        Column("factor", Numeric, nullable=False), prefixes=["TEMPORARY"],
-    )  # fmt: skip
-    db.execute(CreateTable(factors))
-    if weight_by_n:
-        db.execute(insert(factors), [{"n": n, "factor": Decimal(lcm // n)} for n, _ in weight_by_n])
-    orphans = impressions - sum(weight for _, weight in weight_by_n)
-    rows = db.execute(
-        _combine(inputs.plays, listeners, factors, pool, orphans * lcm, impressions * lcm)
-    ).all()
-    for name in (LISTENERS_TABLE, FACTORS_TABLE):
-        # On an error the rollback drops them: creating a table is transactional here.
-        db.execute(text(f"DROP TABLE {name}"))
-    if not rows:
-        return Allocation(PoolModel.USER_CENTRIC, 0, 0, [])
-    shares = [TrackShare(row.track, int(row.plays), int(row.amount)) for row in rows]
-    return Allocation(PoolModel.USER_CENTRIC, pool, int(rows[0].total), shares)
-
-
-def _combine(
-    plays: FromClause,
-    listeners: FromClause,
-    factors: FromClause,
+def _user_centric_fixed_point(
+    db: Session | Connection,
+    inputs: PoolInputs,
+    weighted: FromClause,
     pool: int,
-    orphans_lcm: int,
-    impressions_lcm: int,
-) -> Select[Any]:
-    """Per track, in numeric: num_t = pool · (P · Σ_n num_{t,n} · L/n + I_o · L · P_t) over
-    D = I · L · P, its floor and remainder, and the floors plus one for the first
-    ``pool - Σ floors`` tracks by (remainder desc, floor, track)."""
-    groups = track_groups(plays, listeners).cte("groups")
+    impressions: int,
+    scale: int,
+    weights: _Weights,
+) -> Allocation:
+    """The PostgreSQL path: one pass over the plays in fixed point, made exact where needed.
+
+    Each weighted listener's weight per play, imps_l / n_l, is taken as the 64-bit integer
+    w_l = floor(imps_l · S / n_l) (S = ``scale``, lowered if the largest imps_l · S would not
+    fit). One statement merges the plays, in listener order, with the weighted listeners,
+    and groups them by track: P_t, Q_t (the plays of weighted listeners) and W_t = Σ w_l.
+    Since S · A_t lies in [W_t, W_t + Q_t), track t's exact share lies in a known interval
+    of width pool · P · Q_t / D, D = I · P · S (far below a minor unit). Where that leaves a
+    floor or the largest-remainder order undecided, the tracks concerned get their exact
+    shares from their (track, n) groups (``_exact_shares``), so the result is exact always.
+    """
+    scale = max(1, min(scale, INT64_MAX // max(weights.largest, 1)))
+    plays = inputs.plays
+    weight = (weighted.c.imps * literal(scale, BigInteger())) // weighted.c.n
     per_track = (
         select(
-            groups.c.track,
-            func.sum(groups.c.plays).label("plays"),
-            func.coalesce(func.sum(groups.c.weight * factors.c.factor), 0).label("weighted"),
+            plays.c.track,
+            func.count().label("plays"),
+            func.count(weighted.c.listener).label("weighted_plays"),
+            func.coalesce(func.sum(weight), 0).label("weight"),
         )
-        .select_from(groups.outerjoin(factors, factors.c.n == groups.c.n))
-        .group_by(groups.c.track)
-        .subquery("per_track")
+        .select_from(plays.outerjoin(weighted, weighted.c.listener == plays.c.listener))
+        .group_by(plays.c.track)
     )
-    total = func.sum(per_track.c.plays).over()
-    exact = select(
-        per_track.c.track,
-        per_track.c.plays,
-        total.label("total"),
-        (
-            _numeric(pool)
-            * (total * per_track.c.weighted + _numeric(orphans_lcm) * per_track.c.plays)
-        ).label("num"),
-        (_numeric(impressions_lcm) * total).label("den"),
-    ).subquery("exact")
-    whole = func.div(exact.c.num, exact.c.den)
-    parts = select(
-        exact.c.track,
-        exact.c.plays,
-        exact.c.total,
-        whole.label("whole"),
-        func.mod(exact.c.num, exact.c.den).label("remainder"),
-    ).subquery("parts")
-    ranked = select(
-        parts.c.track,
-        parts.c.plays,
-        parts.c.total,
-        parts.c.whole,
-        func.row_number()
-        .over(order_by=(parts.c.remainder.desc(), parts.c.whole, parts.c.track))
-        .label("place"),
-        func.sum(parts.c.whole).over().label("wholes"),
-    ).subquery("ranked")
-    rounded_up = case((ranked.c.place <= _numeric(pool) - ranked.c.wholes, 1), else_=0)
-    return select(
-        ranked.c.track,
-        ranked.c.plays,
-        ranked.c.total,
-        cast(ranked.c.whole + rounded_up, BigInteger).label("amount"),
-    ).order_by(ranked.c.track)
+    with _merge_join(db):
+        rows = [(track, int(p), int(q), int(w)) for track, p, q, w in db.execute(per_track)]
+    total = sum(p for _, p, _, _ in rows)
+    weights.check(total)
+    if total == 0:
+        return Allocation(PoolModel.USER_CENTRIC, 0, 0, [])
+    orphans = impressions - weights.weighted_impressions
+    denominator = impressions * total * scale
+    exact = _Exact(db, inputs, weighted, pool, total, impressions, orphans)
+    candidates: list[Candidate] = []
+    undecided: list[Candidate] = []  # the floor itself is undecided
+    for track, track_plays, weighted_plays, weight_sum in rows:
+        low = pool * (total * weight_sum + scale * orphans * track_plays)
+        high = low + pool * total * weighted_plays
+        whole = low // denominator
+        candidate = Candidate(track, track_plays, whole, low - whole * denominator)
+        candidate.high = high - whole * denominator
+        if high // denominator != whole:
+            undecided.append(candidate)
+        candidates.append(candidate)
+    exact.settle(undecided, denominator)
+    missing = pool - sum(candidate.whole for candidate in candidates)
+    if not 0 <= missing <= len(candidates):
+        raise ValueError("the exact shares do not add up to the pool")
+    rounded_up = round_up(candidates, missing, lambda some: exact.settle(some, denominator))
+    shares = [
+        TrackShare(c.track, c.plays, c.whole + (c.track in rounded_up)) for c in candidates
+    ]
+    return Allocation(PoolModel.USER_CENTRIC, pool, total, sorted(shares, key=lambda s: s.track))
 
 
-def _numeric(value: int) -> Any:
-    return literal(Decimal(value), Numeric())
+class Candidate:
+    """A track's share: ``whole`` (its floor, known) and its remainder, known to lie in
+    [``low``, ``high``] in units of 1/D, or known exactly (``exact``, in minor units)."""
+
+    __slots__ = ("track", "plays", "whole", "low", "high", "exact")
+
+    def __init__(self, track: TrackKey, plays: int, whole: int, low: int) -> None:
+        self.track, self.plays, self.whole, self.low = track, plays, whole, low
+        self.high = low
+        self.exact: Fraction | None = None
+
+    def order(self) -> tuple[Fraction, int, TrackKey]:
+        """The largest-remainder order of the module docstring (exact shares only)."""
+        assert self.exact is not None
+        return (-self.exact, self.whole, self.track)
+
+
+class _Exact:
+    """Exact shares for chosen tracks, from their plays grouped by (track, n)."""
+
+    def __init__(
+        self,
+        db: Session | Connection,
+        inputs: PoolInputs,
+        weighted: FromClause,
+        pool: int,
+        total: int,
+        impressions: int,
+        orphans: int,
+    ) -> None:
+        self.db, self.inputs, self.weighted = db, inputs, weighted
+        self.pool, self.total, self.impressions, self.orphans = pool, total, impressions, orphans
+
+    def settle(self, candidates: list[Candidate], denominator: int) -> None:
+        """Give each candidate its exact floor and remainder, in one query."""
+        wanted = [candidate for candidate in candidates if candidate.exact is None]
+        if not wanted:
+            return
+        shares = _exact_shares(
+            self.db, self.inputs, self.weighted, [c.track for c in wanted],
+            self.pool, self.total, self.impressions, self.orphans,
+        )  # fmt: skip
+        for candidate in wanted:
+            share = shares[candidate.track]
+            candidate.whole = math.floor(share)
+            candidate.exact = share - candidate.whole
+            scaled = candidate.exact * denominator
+            candidate.low, candidate.high = math.floor(scaled), math.ceil(scaled)
+
+
+def round_up(
+    candidates: list[Candidate], missing: int, settle: Callable[[list[Candidate]], None]
+) -> set[TrackKey]:
+    """The ``missing`` tracks with the largest remainders (ties as the module says).
+
+    ``settle`` gives candidates their exact shares. By lower bound, descending: the first j
+    tracks are surely among them when every one of their lower bounds exceeds every upper
+    bound after them, and j <= missing; likewise the first j' >= missing hold them all. Only
+    the tracks between j and j' need exact shares.
+    """
+    if missing == 0:
+        return set()
+    ranked = sorted(candidates, key=lambda candidate: candidate.low, reverse=True)
+    count = len(ranked)
+    highest_after = [0] * (count + 1)  # highest_after[i]: the largest upper bound from i on
+    highest_after[count] = -1
+    for i in range(count - 1, -1, -1):
+        highest_after[i] = max(ranked[i].high, highest_after[i + 1])
+
+    def separated(i: int) -> bool:  # the first i are all above the rest
+        return i in (0, count) or ranked[i - 1].low > highest_after[i]
+
+    first = next(i for i in range(missing, -1, -1) if separated(i))
+    last = next(i for i in range(missing, count + 1) if separated(i))
+    middle = ranked[first:last]
+    settle(middle)
+    chosen = sorted(middle, key=Candidate.order)[: missing - first]
+    return {c.track for c in ranked[:first]} | {c.track for c in chosen}
+
+
+def _exact_shares(
+    db: Session | Connection,
+    inputs: PoolInputs,
+    weighted: FromClause,
+    tracks: list[TrackKey],
+    pool: int,
+    total: int,
+    impressions: int,
+    orphans: int,
+) -> dict[TrackKey, Fraction]:
+    """The exact share of each of ``tracks``: pool · (P · Σ_n num_{t,n} / n + I_o · P_t) /
+    (I · P), from its plays grouped by (track, n)."""
+    plays = inputs.plays
+    chosen = bindparam("tracks", list(tracks), ARRAY(BigInteger()))
+    groups = track_groups(plays, weighted).where(plays.c.track == any_(chosen))
+    weighted_sum: defaultdict[TrackKey, Fraction] = defaultdict(Fraction)
+    track_plays: defaultdict[TrackKey, int] = defaultdict(int)
+    for track, n, count, weight in db.execute(groups):
+        track_plays[track] += int(count)
+        if n:
+            weighted_sum[track] += Fraction(int(weight), int(n))
+    return {
+        track: Fraction(pool) * (total * weighted_sum[track] + orphans * track_plays[track])
+        / (impressions * total)
+        for track in tracks
+    }
+
+
+@contextmanager
+def _merge_join(db: Session | Connection) -> Iterator[None]:
+    """Plan the statements inside as merges of ordered scans.
+
+    The period's earning plays come in listener order from ``ix_plays_period_listener``
+    alone, and the period's listeners in the same order from their primary key; merging
+    the two reads each once. The planner's costs favour hashing a million listeners and
+    probing it ten million times, which measured twice as slow (bench/pools.py). JIT is off
+    too: its compiling, started by the costs of ten million rows, took up to a second more
+    than it saved.
+    """
+    settings = ("enable_hashjoin", "enable_nestloop", "jit")
+    before = {name: db.execute(text(f"SHOW {name}")).scalar() for name in settings}
+    for name in settings:
+        db.execute(select(func.set_config(name, "off", True)))
+    yield
+    # (After an error the transaction is over, and with it these local settings.)
+    for name, value in before.items():
+        db.execute(select(func.set_config(name, value, True)))
 
 
 # Largest remainder ------------------------------------------------------------------------

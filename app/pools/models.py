@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import value_enum
 from app.extensions import db
+from app.plays.models import BigId
 from app.timestamps import UTCDateTime, utcnow
 
 PERIOD_KEY_LENGTH = 7  # "2026-11"
@@ -74,6 +75,30 @@ class Period(db.Model):
         ForeignKey("ledger_transactions.id")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PeriodListener(db.Model):
+    """A listener's earning counted plays and ad impressions in a period, added to as they land.
+
+    ``user_centric`` weighs each play by its listener's impressions over their earning plays.
+    Counting those as they land (in the transaction that lands the play or the impression)
+    spares the close from grouping a month of plays and of impressions by listener. The close
+    checks the counters against the plays and impressions it reads, and counts again from
+    them when a deleted track took plays away (``app.pools.service``).
+    """
+
+    __tablename__ = "period_listeners"
+    __table_args__ = (
+        CheckConstraint("earning_plays >= 0", name="earning_plays_non_negative"),
+        CheckConstraint("impressions >= 0", name="impressions_non_negative"),
+    )
+
+    period_id: Mapped[int] = mapped_column(ForeignKey("periods.id"), primary_key=True)
+    listener_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("listeners.id", ondelete="CASCADE"), primary_key=True
+    )
+    earning_plays: Mapped[int] = mapped_column(BigInteger(), default=0)
+    impressions: Mapped[int] = mapped_column(BigInteger(), default=0)
 
 
 class PeriodAllocation(db.Model):

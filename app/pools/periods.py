@@ -17,12 +17,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from app.database import insert_unless_exists, share_row
+from app.ads.models import Impression
+from app.database import insert_or_add, insert_unless_exists, share_row
 from app.errors import InvalidInput
-from app.pools.models import Period, PeriodStatus, PoolModel
+from app.plays.models import Play
+from app.pools.models import Period, PeriodListener, PeriodStatus, PoolModel
 from app.timestamps import utcnow
 
 _KEY = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII)
@@ -101,3 +103,49 @@ def landing_period(
             return period
         key = next_key(key)
     raise RuntimeError(f"no open period within {_MAX_MONTHS_AHEAD} months of {key}")
+
+
+def count_landed(
+    session: Session, period_id: int, listener_id: int, *, plays: int = 0, impressions: int = 0
+) -> None:
+    """Add an earning play or an impression that landed in the period to its listener's
+    counters (``PeriodListener``), in the transaction that lands it."""
+    insert_or_add(
+        session,
+        PeriodListener,
+        ["period_id", "listener_id"],
+        {
+            "period_id": period_id,
+            "listener_id": listener_id,
+            "earning_plays": plays,
+            "impressions": impressions,
+        },
+    )
+
+
+def recount_landed(session: Session, period_id: int) -> None:
+    """Count the period's listeners' earning plays and impressions afresh from the rows.
+
+    The counters go wrong only when rows go without them: a deleted track takes its plays
+    along (a deleted listener takes its counters too).
+    """
+    session.execute(delete(PeriodListener).where(PeriodListener.period_id == period_id))
+    plays = (
+        select(Play.listener_id.label("listener"), func.count().label("plays"),
+               literal(0).label("impressions"))
+        .where(Play.period_id == period_id, Play.earns)
+        .group_by(Play.listener_id)
+    )  # fmt: skip
+    impressions = (
+        select(Impression.listener_id, literal(0), func.count())
+        .where(Impression.period_id == period_id)
+        .group_by(Impression.listener_id)
+    )
+    landed = union_all(plays, impressions).subquery("landed")
+    counters = select(
+        literal(period_id), landed.c.listener, func.sum(landed.c.plays),
+        func.sum(landed.c.impressions),
+    ).group_by(landed.c.listener)  # fmt: skip
+    columns = ["period_id", "listener_id", "earning_plays", "impressions"]
+    session.execute(insert(PeriodListener).from_select(columns, counters))
+

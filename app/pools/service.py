@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
-from app.ads.service import impression_revenue_minor
+from app.ads.service import impression_revenue_minor, impression_totals
 from app.catalog.models import Artist, Release, Track
 from app.database import insert_unless_exists, lock_row
 from app.ledger import service as ledger
@@ -49,10 +49,16 @@ from app.ledger.models import (
 )
 from app.ledger.money import Money
 from app.plays.models import Play
-from app.pools.allocation import Allocation, allocate_pool, period_inputs
+from app.pools.allocation import Allocation, CountersDisagree, allocate_pool, period_inputs
 from app.pools.errors import InvalidRevenue, PeriodClosed, PeriodNotFound, PeriodNotOver
 from app.pools.models import Period, PeriodAllocation, PeriodStatus, PoolModel, RevenueSource
-from app.pools.periods import bounds, ensure_period, parse_key, period_key
+from app.pools.periods import (
+    bounds,
+    ensure_period,
+    parse_key,
+    period_key,
+    recount_landed,
+)
 from app.timestamps import utcnow
 
 AD_POOL_KIND = "ad_pool"
@@ -219,10 +225,11 @@ def preview(
     if period is not None and period.status is PeriodStatus.CLOSED:
         return _frozen(session, period)
     chosen = PoolModel(model or (period.model if period else config["POOL_MODEL"]))
-    revenue, source = _revenue(session, period, revenue_minor)
+    landed = _Landed(session, period.id if period else None)
+    revenue, source = _revenue(landed, period, revenue_minor)
     bps = int(config["AD_POOL_SHARE_BPS"] if pool_share_bps is None else pool_share_bps)
     currency = period.currency if period is not None else config["DEFAULT_CURRENCY"]
-    split = _split(session, period.id if period else None, revenue, bps, chosen)
+    split = _split(landed, revenue, bps, chosen, repair=False)
     return PoolPreview(
         key=key,
         status=PeriodStatus.OPEN,
@@ -380,9 +387,10 @@ def close_period(
         period.revenue_minor = revenue_minor
     if model is not None:
         period.model = PoolModel(model)
-    revenue, source = _revenue(session, period, None)
+    landed = _Landed(session, period.id)
+    revenue, source = _revenue(landed, period, None)
     bps = int(config["AD_POOL_SHARE_BPS"])
-    split = _split(session, period.id, revenue, bps, period.model)
+    split = _split(landed, revenue, bps, period.model, repair=True)
     _write_allocations(session, period, split.allocation)
     effective_at = min(now, period.ends_at - LAST_INSTANT)
     transaction = _post(session, period, revenue, split, effective_at)
@@ -405,26 +413,61 @@ class _Split:
     platform: int
 
 
-def _split(
-    session: Session, period_id: int | None, revenue: int, bps: int, model: PoolModel
-) -> _Split:
+class _Landed:
+    """What landed in a period (None: a period not made yet, where nothing landed), with its
+    impressions' count and revenue read once, when first asked for."""
+
+    def __init__(self, session: Session, period_id: int | None) -> None:
+        self.session, self.period_id = session, period_id
+        self._impressions: tuple[int, int] | None = None
+
+    def impressions(self) -> tuple[int, int]:
+        """(impressions, their revenue in minor units)."""
+        if self.period_id is None:
+            return 0, 0
+        if self._impressions is None:
+            self._impressions = impression_totals(self.session, self.period_id)
+        return self._impressions
+
+
+def _split(landed: _Landed, revenue: int, bps: int, model: PoolModel, *, repair: bool) -> _Split:
     pool, _ = split_bps(revenue, bps)
-    allocation = allocate_pool(session, period_inputs(period_id), pool, model)
+    allocation = _allocate(landed, pool, model, repair=repair)
     # With no earning plays nothing is allocated, and the platform keeps the revenue.
     return _Split(allocation, revenue - allocation.pool)
 
 
+def _allocate(landed: _Landed, pool: int, model: PoolModel, *, repair: bool) -> Allocation:
+    """The period's allocation. ``user_centric`` reads the listeners' counters, after
+    checking them: their sums must be the earning plays the allocation read and the
+    period's impressions. When they are not (a track was deleted with its plays), the close
+    (``repair``) counts them afresh; a preview, which writes nothing, groups the rows."""
+    session, period_id = landed.session, landed.period_id
+    if period_id is None or PoolModel(model) is PoolModel.PRO_RATA:
+        return allocate_pool(session, period_inputs(period_id), pool, model)
+    kept = period_inputs(period_id, kept=True)
+    try:
+        allocation = allocate_pool(session, kept, pool, model)
+    except CountersDisagree:
+        pass
+    else:
+        if allocation.counters == (allocation.plays, landed.impressions()[0]):
+            return allocation
+    if not repair:
+        return allocate_pool(session, period_inputs(period_id), pool, model)
+    recount_landed(session, period_id)
+    return allocate_pool(session, kept, pool, model)
+
+
 def _revenue(
-    session: Session, period: Period | None, revenue_minor: int | None
+    landed: _Landed, period: Period | None, revenue_minor: int | None
 ) -> tuple[int, RevenueSource]:
     _check_revenue(revenue_minor)
     if revenue_minor is not None:
         return revenue_minor, RevenueSource.ENTERED
     if period is not None and period.revenue_minor is not None:
         return period.revenue_minor, RevenueSource.ENTERED
-    if period is None:
-        return 0, RevenueSource.IMPRESSIONS
-    return impression_revenue_minor(session, period.id), RevenueSource.IMPRESSIONS
+    return landed.impressions()[1], RevenueSource.IMPRESSIONS
 
 
 def _check_revenue(revenue_minor: int | None) -> None:

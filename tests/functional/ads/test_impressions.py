@@ -20,7 +20,7 @@ from app.catalog.models import Track
 from app.extensions import db
 from app.plays.listeners import LISTENER_COOKIE, new_cookie, read_cookie
 from app.plays.models import Listener, Play
-from app.pools.models import Period, PeriodStatus
+from app.pools.models import Period, PeriodListener, PeriodStatus
 from app.pools.periods import ensure_period
 from tests.conftest import TEST_PASSWORD
 from tests.factories import TrackFactory, UserFactory
@@ -397,6 +397,8 @@ def test_parallel_impressions_of_one_listener_never_pass_the_cap(app, session, t
     ])  # fmt: skip
     assert sorted(outcomes) == [False] * (16 - CAP) + [True] * CAP
     assert impressions(session, listener_id=listener) == CAP
+    kept = session.scalars(select(PeriodListener.impressions).filter_by(listener_id=listener))
+    assert kept.all() == [CAP]
 
 
 @pytest.mark.postgres

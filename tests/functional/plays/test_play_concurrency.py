@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import func, select
 
 from app.catalog.models import Track
 from app.extensions import db
 from app.plays import service
 from app.plays.listeners import Identity
 from app.plays.models import Play, PlayOutcome
+from app.pools.models import PeriodListener
 from app.timestamps import utcnow
 
 pytestmark = pytest.mark.postgres
@@ -106,6 +108,7 @@ def test_the_daily_cap_holds_under_parallel_plays_of_different_tracks(
             {"counted": CAP, "capped": THREADS - CAP}
         )
         assert outcomes() == Counter({PlayOutcome.COUNTED: CAP, PlayOutcome.CAPPED: THREADS - CAP})
+        assert db.session.scalar(select(func.sum(PeriodListener.earning_plays))) == CAP
 
 
 def test_parallel_plays_of_different_listeners_all_count(
@@ -121,6 +124,9 @@ def test_parallel_plays_of_different_listeners_all_count(
 
         assert {body["outcome"] for _, body in answers} == {"counted"}
         assert service.counted_plays(db.session, [track.id]) == {track.id: THREADS}
+        # Each listener's period counter took its one play.
+        counters = db.session.execute(select(PeriodListener.listener_id, PeriodListener.earning_plays))
+        assert dict(counters.all()) == {who.listener_id: 1 for who in listeners}
 
 
 def test_parallel_plays_of_one_track_from_fresh_cookies_at_one_address_count_once(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from app.catalog.models import Track
 from app.extensions import db
@@ -17,7 +18,7 @@ from app.plays import service
 from app.plays.errors import PlayExpired, PlayNotFound, TrackHasNoAudio
 from app.plays.listeners import Identity
 from app.plays.models import Play, PlayOutcome
-from app.pools.models import Period, PeriodStatus
+from app.pools.models import Period, PeriodListener, PeriodStatus
 from tests.factories import TrackFactory, UserFactory
 
 START = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -298,3 +299,28 @@ def test_counted_plays_counts_each_tracks_counted_plays_in_one_answer(
         first.id: 3, second.id: 1, silent.id: 0,
     }  # fmt: skip
     assert service.counted_plays(db.session, []) == {}
+
+
+def test_earning_plays_are_added_to_their_listeners_period_counter(
+    app: Flask, make_track: Callable[..., Track], listener: Callable[..., Identity], buy: Any
+) -> None:
+    fan = UserFactory()
+    owned, free = make_track(), make_track()
+    buy(fan, owned.release)
+    who, other = listener(fan), listener(address="203.0.113.9")
+    listen(app, free, who, START)
+    listen(app, free, who, later(10))  # a replay: not counted
+    listen(app, owned, who, later(120))  # counted, but earns nothing
+    listen(app, free, other, later(60))
+    listen(app, make_track(), other, later(90))
+    december = listen(app, free, who, datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
+
+    counters = db.session.execute(
+        select(Period.key, PeriodListener.listener_id, PeriodListener.earning_plays)
+        .join(Period, Period.id == PeriodListener.period_id)
+    ).all()
+    assert sorted(counters) == sorted([
+        ("2026-11", who.listener_id, 1), ("2026-11", other.listener_id, 2),
+        ("2026-12", who.listener_id, 1),
+    ])  # fmt: skip
+    assert december.outcome is PlayOutcome.COUNTED

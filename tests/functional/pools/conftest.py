@@ -13,7 +13,7 @@ from app.ads.models import Impression
 from app.catalog.models import Track, TrackStatus
 from app.extensions import db
 from app.plays.models import Listener, Play, PlayOutcome
-from app.pools.periods import ensure_period
+from app.pools.periods import count_landed, ensure_period
 from tests.factories import ArtistFactory, ReleaseFactory, TrackFactory, UserFactory
 
 NOVEMBER = "2026-11"
@@ -78,6 +78,8 @@ class Listening:
                 for _ in range(count)
             ],
         )
+        if earns:
+            count_landed(db.session, period.id, listener_id, plays=count)
         db.session.commit()
 
     def impressions(
@@ -95,6 +97,7 @@ class Listening:
                 for _ in range(count)
             ],
         )
+        count_landed(db.session, period.id, listener_id, impressions=count)
         db.session.commit()
 
 

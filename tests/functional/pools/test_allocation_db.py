@@ -1,5 +1,7 @@
-"""The allocation on the test database (PostgreSQL's numeric path when the suite runs there),
-against the same Fraction oracle as the in-memory path."""
+"""The allocation on the test database (PostgreSQL's fixed-point path when the suite runs
+there), against the same Fraction oracle as the in-memory path: with the listeners grouped
+from the rows or read from their counters, and with fixed points so coarse that most shares
+need the exact path."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from sqlalchemy import delete, insert
 from app.ads.models import Impression
 from app.extensions import db
 from app.plays.models import Listener, Play, PlayOutcome
-from app.pools.allocation import allocate_pool, period_inputs
-from app.pools.models import PoolModel
-from app.pools.periods import ensure_period
+from app.pools.allocation import WEIGHT_SCALE, allocate_pool, period_inputs
+from app.pools.models import PeriodListener, PoolModel
+from app.pools.periods import ensure_period, recount_landed
 from tests.factories import TrackFactory
 from tests.functional.pools.conftest import IN_NOVEMBER, NOVEMBER
 from tests.unit.pools.oracle import exact_shares, largest_remainder
@@ -49,6 +51,7 @@ class Month:
             db.session.execute(insert(Impression), rows)
 
     def empty(self) -> None:
+        db.session.execute(delete(PeriodListener))
         db.session.execute(delete(Impression))
         db.session.execute(delete(Play))
 
@@ -65,10 +68,22 @@ def month(app: Any) -> Month:
     return Month(app)
 
 
-def check(month: Month, plays, impressions, pool: int, model: PoolModel) -> None:
+def check(
+    month: Month,
+    plays,
+    impressions,
+    pool: int,
+    model: PoolModel,
+    *,
+    kept: bool = False,
+    scale: int = WEIGHT_SCALE,
+) -> None:
     month.fill(plays, impressions)
     try:
-        result = allocate_pool(db.session, period_inputs(month.period_id), pool, model)
+        if kept:
+            recount_landed(db.session, month.period_id)
+        inputs = period_inputs(month.period_id, kept=kept)
+        result = allocate_pool(db.session, inputs, pool, model, scale=scale)
     finally:
         month.empty()
     keyed_plays = [(month.listeners[l], month.tracks[t]) for l, t in plays]
@@ -95,11 +110,18 @@ impression_maps = st.dictionaries(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(play_lists, impression_maps, st.integers(0, 10**12), st.sampled_from(list(PoolModel)))
-def test_every_split_on_the_database_is_exact(month, plays, impressions, pool, model):
-    check(month, plays, impressions, pool, model)
+@given(
+    play_lists,
+    impression_maps,
+    st.one_of(st.integers(0, 5000), st.integers(0, 10**12)),
+    st.sampled_from(list(PoolModel)),
+    st.booleans(),
+    st.sampled_from([WEIGHT_SCALE, 1, 3, 100, 1000, 10**5]),
+)
+def test_every_split_on_the_database_is_exact(month, plays, impressions, pool, model, kept, scale):
+    check(month, plays, impressions, pool, model, kept=kept, scale=scale)
 
 
 def test_a_common_denominator_far_beyond_64_bits_stays_exact(app):
@@ -108,7 +130,8 @@ def test_a_common_denominator_far_beyond_64_bits_stays_exact(app):
     month = Month(app)
     month_plays, month_imps = _one_listener_per_prime(month)
     for model in PoolModel:
-        check(month, month_plays, month_imps, 10**15 + 7, model)
+        for scale in (WEIGHT_SCALE, 1):
+            check(month, month_plays, month_imps, 10**15 + 7, model, scale=scale)
 
 
 def _one_listener_per_prime(month: Month) -> tuple[list[tuple[int, int]], dict[int, int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from app.errors import InvalidInput
 from app.extensions import db
@@ -16,7 +16,15 @@ from app.plays.models import Play, PlayOutcome
 from app.pools import service
 from app.pools.periods import parse_key
 from app.pools.errors import InvalidRevenue, PeriodClosed, PeriodNotOver
-from app.pools.models import Period, PeriodAllocation, PeriodStatus, PoolModel, RevenueSource
+from app.catalog.models import Track
+from app.pools.models import (
+    Period,
+    PeriodAllocation,
+    PeriodListener,
+    PeriodStatus,
+    PoolModel,
+    RevenueSource,
+)
 from app.pools.periods import landing_period
 from tests.functional.pools.conftest import AFTER_NOVEMBER, IN_NOVEMBER, NOVEMBER
 
@@ -280,3 +288,23 @@ def test_a_month_that_has_not_begun_cannot_be_closed_even_early(app) -> None:
 def test_only_ascii_months_of_supported_years_are_periods(key: str) -> None:
     with pytest.raises(InvalidInput):
         parse_key(key)
+
+
+def test_a_track_deleted_in_the_month_takes_its_plays_and_the_close_counts_again(
+    app, three_listeners, listening
+):
+    # U3's one play goes with track C: U3's impression is then split pro rata over A×9, B×11.
+    db.session.execute(delete(Track).where(Track.id == three_listeners["C"].id))
+    db.session.commit()
+    expected = {"Track A": (9, 900 + 450), "Track B": (11, 100 + 1000 + 550)}
+    u3 = select(PeriodListener.earning_plays).filter_by(listener_id=listening.listener("U3"))
+
+    shown = service.preview(db.session, whole_pool(app), NOVEMBER, model=PoolModel.USER_CENTRIC,
+                            revenue_minor=3000)  # fmt: skip
+    assert {row.title: (row.plays, row.amount_minor) for row in shown.rows} == expected
+    assert db.session.scalar(u3) == 1  # a preview writes nothing
+
+    close(app, config=whole_pool(app), model=PoolModel.USER_CENTRIC, revenue_minor=3000)
+    assert allocations() == expected
+    assert db.session.scalar(u3) == 0
+    assert verify(db.session) == []

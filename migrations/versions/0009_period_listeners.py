@@ -1,0 +1,51 @@
+"""Pools: each period's listeners with their earning plays and impressions, and plays by listener
+
+Revision ID: 0009_period_listeners
+Revises: 0008_plays_ads_pools
+Create Date: 2026-12-03 14:20:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0009_period_listeners'
+down_revision = '0008_plays_ads_pools'
+branch_labels = None
+depends_on = None
+
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+
+def upgrade():
+    op.create_table('period_listeners',
+    sa.Column('period_id', sa.Integer(), nullable=False),
+    sa.Column('listener_id', BIG_ID, nullable=False),
+    sa.Column('earning_plays', sa.BigInteger(), nullable=False),
+    sa.Column('impressions', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint('earning_plays >= 0', name=op.f('ck_period_listeners_earning_plays_non_negative')),
+    sa.CheckConstraint('impressions >= 0', name=op.f('ck_period_listeners_impressions_non_negative')),
+    sa.ForeignKeyConstraint(['listener_id'], ['listeners.id'], name=op.f('fk_period_listeners_listener_id_listeners'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['period_id'], ['periods.id'], name=op.f('fk_period_listeners_period_id_periods')),
+    sa.PrimaryKeyConstraint('period_id', 'listener_id', name=op.f('pk_period_listeners'))
+    )
+    op.create_index('ix_plays_period_listener', 'plays', ['period_id', 'listener_id'],
+                    unique=False, postgresql_include=['track_id'],
+                    postgresql_where=sa.text('earns'), sqlite_where=sa.text('earns'))
+    # The counters of what landed before this revision.
+    op.execute(
+        "INSERT INTO period_listeners (period_id, listener_id, earning_plays, impressions) "
+        "SELECT period_id, listener_id, sum(plays), sum(impressions) FROM ("
+        " SELECT period_id, listener_id, count(*) AS plays, 0 AS impressions FROM plays"
+        " WHERE earns AND period_id IS NOT NULL GROUP BY period_id, listener_id"
+        " UNION ALL"
+        " SELECT period_id, listener_id, 0, count(*) FROM ad_impressions"
+        " GROUP BY period_id, listener_id"
+        ") AS landed GROUP BY period_id, listener_id"
+    )
+
+
+def downgrade():
+    op.drop_index('ix_plays_period_listener', table_name='plays')
+    op.drop_table('period_listeners')
