@@ -120,12 +120,14 @@ def register_models() -> None:
     import app.catalog.models
     import app.commerce.models
     import app.commerce.verify  # commerce's checks for `megabox ledger verify`
+    import app.payouts.models
     import app.ingest.models
     import app.ledger.models
     import app.library.models
     import app.plays.models
     import app.pools.models
     import app.pools.verify  # pools' checks for `megabox ledger verify`
+    import app.statements.models
     import app.vault.models  # noqa: F401
 
 
@@ -142,7 +144,10 @@ def register_blueprints(app: Flask) -> None:
     from app.library.views import bp as library_bp
     from app.extensions import csrf
     from app.plays.views import bp as plays_bp
+    from app.earnings.views import bp as earnings_bp
+    from app.payouts.views import bp as payouts_bp
     from app.pools.views import bp as pools_bp
+    from app.statements.views import bp as statements_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalog_bp)
@@ -152,6 +157,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(keylinks_bp)
     app.register_blueprint(ads_bp)
     app.register_blueprint(pools_bp)
+    app.register_blueprint(earnings_bp)
+    app.register_blueprint(statements_bp)
+    app.register_blueprint(payouts_bp)
     # Webhooks prove who sent them with the provider's signature, not a CSRF token.
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)

@@ -212,7 +212,9 @@ def register_commands(app: Flask) -> None:
     from app.ingest.commands import ingest_command, uploads_cli
     from app.jobs.worker import worker_command
     from app.ledger.commands import ledger_cli
+    from app.payouts.commands import payouts_cli
     from app.pools.commands import period_cli, pool_cli
+    from app.statements.commands import statement_command
     from app.vault.commands import keys_cli, vault_cli
 
     app.cli.add_command(serve_command)
@@ -227,6 +229,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(period_cli)
     app.cli.add_command(pool_cli)
+    app.cli.add_command(statement_command)
+    app.cli.add_command(payouts_cli)
 
 
 def main() -> None:

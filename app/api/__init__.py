@@ -38,6 +38,9 @@ def area_blueprints() -> list[Blueprint]:
     from app.commerce.api import bp as commerce_api
     from app.ingest.api import bp as ingest_api
     from app.library.api import bp as library_api
+    from app.payouts.api import bp as payouts_api
     from app.plays.api import bp as plays_api
+    from app.statements.api import bp as statements_api
 
-    return [bp, accounts_api, catalog_api, ingest_api, commerce_api, library_api, plays_api, ads_api]
+    return [bp, accounts_api, catalog_api, ingest_api, commerce_api, library_api, plays_api, ads_api,
+            statements_api, payouts_api]  # fmt: skip

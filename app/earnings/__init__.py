@@ -1,0 +1,1 @@
+"""The artist's earnings dashboard and the admin's overview."""

@@ -1,0 +1,1 @@
+"""Payouts: artists' payout accounts, payout runs, transfers and their ledger postings."""

@@ -1,0 +1,1 @@
+"""Payout accounts, payout runs and payouts (filled in by the payouts work)."""

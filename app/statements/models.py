@@ -1,0 +1,1 @@
+"""Frozen statements (filled in by the statements work)."""
