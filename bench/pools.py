@@ -42,7 +42,8 @@ Figures, as ``name = value`` lines, medians of ``--repeat`` runs after one warm-
   that is rolled back after each run, over a bare ``SELECT track_id, count(*) FROM plays
   WHERE period_id = ... GROUP BY track_id`` of the same table, all rows fetched. The raw
   times are ``close_pro_rata_ms``, ``close_user_centric_ms`` and ``bare_group_by_ms``.
-  Goal: at most 3.
+  Goal: at most 3. The load also fills the listeners' period counters (``period_listeners``)
+  as counting each play and impression would have, since the ``user_centric`` close reads them.
 - ``heartbeats_per_second``: ``POST /api/v1/plays/<id>/heartbeat`` through the WSGI app in
   this process (Flask's test client, with the listener cookie and the CSRF token a browser
   sends), the process pinned to one CPU (``os.sched_setaffinity``; PostgreSQL runs
