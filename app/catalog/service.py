@@ -9,12 +9,13 @@ as ``config``; without it they read the running app's settings, so older callers
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from app.accounts.models import User
 from app.catalog.errors import (
@@ -29,8 +30,11 @@ from app.catalog.errors import (
 )
 from app.catalog.models import MAX_TRACK_POSITION, Artist, PricingMode, Release, ReleaseType, Track
 from app.ingest import media
+from app.ingest.models import TrackMedia
 from app.ledger.money import CURRENCY_EXPONENTS, Money
 from app.timestamps import utcnow
+from app.vault import service as vault
+from app.vault.models import VaultObject
 
 RELEASE_FIELDS = (
     "title", "release_type", "release_date", "description", "cover_url", "pricing_mode",
@@ -340,13 +344,48 @@ def search(session: Session, query: str, limit: int) -> tuple[list[Artist], list
 
 
 def visible_track(session: Session, track_id: int, viewer: User | None) -> Track:
-    # One query for the track, its release and its media: streaming reads all three.
+    # One query for the track, its release and its media: most callers read all three.
     track = session.get(
         Track, track_id, options=[joinedload(Track.release), joinedload(Track.media)]
     )
     if track is None or not (track.release.published or can_edit(viewer, track.release.artist)):
         raise TrackNotFound("No such track.")
     return track
+
+
+def visible_track_object(
+    session: Session, track_id: int, viewer: User | None, object_id: InstrumentedAttribute[str]
+) -> vault.ObjectRecord | None:
+    """The record of the vault object that ``object_id`` (a column of ``TrackMedia``, such as
+    its Opus rendition) names, for a track the viewer may see; None while the track has no
+    media. Raises TrackNotFound as ``visible_track`` does.
+
+    Streaming calls this on every request, so it is one Core query on the session's
+    connection for the release's visibility and the object's record. Loading the track,
+    release and media as ORM objects (the waveform alone can be large), then the record in a
+    second query, took nearly half of a Range request's time.
+    """
+    found = session.connection().execute(
+        _track_object_query(object_id), {"track_id": track_id}
+    ).one_or_none()
+    if found is None or not (
+        found.published or can_edit(viewer, session.get_one(Artist, found.artist_id))
+    ):
+        raise TrackNotFound("No such track.")
+    return found if found.id is not None else None
+
+
+@cache
+def _track_object_query(object_id: InstrumentedAttribute[str]) -> Select[Any]:
+    # Built once per column: building it on every request cost a quarter of running it.
+    return (
+        select(Release.published, Release.artist_id, *vault.RECORD_COLUMNS)
+        .select_from(Track)
+        .join(Release, Track.release_id == Release.id)
+        .outerjoin(TrackMedia, TrackMedia.track_id == Track.id)
+        .outerjoin(VaultObject, VaultObject.id == object_id)
+        .where(Track.id == bindparam("track_id"))
+    )
 
 
 def editable_track(session: Session, track_id: int, user: User | None) -> Track:

@@ -24,13 +24,16 @@ from app.accounts.current import viewer
 from app.catalog import service as catalog
 from app.errors import NotFound, error_response
 from app.extensions import db
-from app.ingest.models import ReleaseCover
+from app.ingest.models import ReleaseCover, TrackMedia
 from app.vault import service as vault
 from app.vault.errors import InvalidRange
 
 bp = Blueprint("plays", __name__)
 
-RENDITIONS = {"opus": ("opus_object_id", "audio/ogg"), "mp3": ("mp3_object_id", "audio/mpeg")}
+RENDITIONS = {
+    "opus": (TrackMedia.opus_object_id, "audio/ogg"),
+    "mp3": (TrackMedia.mp3_object_id, "audio/mpeg"),
+}
 COVER_CACHE_SECONDS = 86_400
 # Bytes read from the vault reader per chunk sent; a read never spans two segments.
 STREAM_READ_BYTES = 64 * 1024
@@ -40,11 +43,11 @@ STREAM_READ_BYTES = 64 * 1024
 def stream(track_id: int, fmt: str) -> Response:
     if fmt not in RENDITIONS:
         abort(404)
-    track = catalog.visible_track(db.session, track_id, viewer())
-    if track.media is None:
+    column, mimetype = RENDITIONS[fmt]
+    stored = catalog.visible_track_object(db.session, track_id, viewer(), column)
+    if stored is None:
         raise NotFound("This track has no audio yet.")
-    attribute, mimetype = RENDITIONS[fmt]
-    return send_object(getattr(track.media, attribute), mimetype, cache_seconds=0)
+    return send_record(stored, mimetype, cache_seconds=0)
 
 
 @bp.get("/tracks/<int:track_id>/waveform.json")
@@ -70,6 +73,11 @@ def cover_path(release_id: int, size: int) -> str:
 
 
 def send_object(object_id: str, mimetype: str, cache_seconds: int) -> Response:
+    """Send the vault object ``object_id`` as ``send_record`` does."""
+    return send_record(vault.get_object(db.session, object_id), mimetype, cache_seconds)
+
+
+def send_record(stored: vault.ObjectRecord, mimetype: str, cache_seconds: int) -> Response:
     """Send a vault object whole (200), one byte range of it (206), or 304/416 as RFC 9110 says.
 
     The first segment sent is authenticated before the response starts, so a damaged object
@@ -77,15 +85,14 @@ def send_object(object_id: str, mimetype: str, cache_seconds: int) -> Response:
     id); a segment that fails later ends the stream there (the server cuts the connection),
     so a client never receives a byte that failed authentication.
     """
-    stored = vault.get_object(db.session, object_id)
-    reader = vault.open_reader(db.session, object_id)
+    reader = vault.open_record(stored)
     # werkzeug's own FileWrapper, not the server's wsgi.file_wrapper: the bytes must pass
     # through the decryption, so a server's sendfile() of the reader could only fail.
     response = Response(
         FileWrapper(reader, STREAM_READ_BYTES), mimetype=mimetype, direct_passthrough=True
     )
     response.content_length = reader.size
-    response.set_etag(object_id)
+    response.set_etag(stored.id)
     response.last_modified = stored.created_at
     response.headers["Cache-Control"] = (
         f"private, max-age={cache_seconds}" if cache_seconds else "no-store"

@@ -24,7 +24,8 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -213,6 +214,46 @@ def iter_plaintext(session: Session, object_id: str) -> PlaintextStream:
     return PlaintextStream(reader, cipher.decrypt_object(reader))
 
 
+class ObjectRecord(Protocol):
+    """What reading an object needs from its record: a ``VaultObject`` has it, and so does a
+    row of ``RECORD_COLUMNS``."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def backend_key(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def header(self) -> bytes: ...
+
+    @property
+    def wrapped_dek(self) -> bytes: ...
+
+    @property
+    def kek_version(self) -> int: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+# The columns of an ``ObjectRecord``. A caller that reaches an object through a join of its own
+# on every request (streaming) selects these in that query, rather than loading the record
+# as an ORM object in a second one.
+RECORD_COLUMNS = (
+    VaultObject.id,
+    VaultObject.backend_key,
+    VaultObject.size,
+    VaultObject.header,
+    VaultObject.wrapped_dek,
+    VaultObject.kek_version,
+    VaultObject.created_at,
+)
+
+
 def open_reader(session: Session, object_id: str) -> PlaintextReader:
     """A seekable, read-only file of an object's plaintext, for serving byte ranges.
 
@@ -221,12 +262,19 @@ def open_reader(session: Session, object_id: str) -> PlaintextReader:
     AuthenticationFailed and StorageUnavailable, here or from its reads, and logs each
     failure with the object id.
     """
+    return open_record(get_object(session, object_id))
+
+
+def open_record(stored: ObjectRecord) -> PlaintextReader:
+    """``open_reader`` for a record the caller has read already.
+
+    Raises as ``open_reader`` does; ObjectNotFound here means that the ciphertext is missing.
+    """
     vault = current_vault()
-    stored = get_object(session, object_id)
     try:
         cipher = _cipher(vault, stored)
     except VaultError as exc:
-        logger.error("vault: object %s cannot be opened: %s", object_id, exc.message)
+        logger.error("vault: object %s cannot be opened: %s", stored.id, exc.message)
         raise
     return PlaintextReader(vault.backend, stored, cipher)
 
@@ -318,7 +366,7 @@ def rewrap_batch(session: Session, *, after: str, limit: int) -> RewrapBatch:
     )
 
 
-def _cipher(vault: Vault, stored: VaultObject) -> ObjectCipher:
+def _cipher(vault: Vault, stored: ObjectRecord) -> ObjectCipher:
     raw_id = bytes.fromhex(stored.id)
     dek = vault.keyring.unwrap(stored.wrapped_dek, raw_id, stored.kek_version)
     return ObjectCipher.open(dek, stored.header, raw_id)
@@ -410,7 +458,7 @@ class PlaintextReader(SeekableReader):
     A read returns at most the rest of the current segment.
     """
 
-    def __init__(self, backend: Backend, stored: VaultObject, cipher: ObjectCipher) -> None:
+    def __init__(self, backend: Backend, stored: ObjectRecord, cipher: ObjectCipher) -> None:
         super().__init__()
         self._backend = backend
         self._key = stored.backend_key
