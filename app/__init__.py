@@ -121,6 +121,7 @@ def register_models() -> None:
     import app.commerce.models
     import app.commerce.verify  # commerce's checks for `megabox ledger verify`
     import app.payouts.models
+    import app.payouts.verify  # payouts' checks for `megabox ledger verify`
     import app.ingest.models
     import app.ledger.models
     import app.library.models

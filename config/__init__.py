@@ -88,6 +88,11 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     # ("pro_rata" or "user_centric"; the admin may change it until the period is closed).
     "AD_POOL_SHARE_BPS": (9000, int),
     "POOL_MODEL": ("pro_rata", str),
+    # Payouts: the smallest balance paid out, per currency, in minor units; a currency not
+    # named is not paid out.
+    "PAYOUT_MINIMUMS": ("USD:2500,EUR:2500,GBP:2500", str),
+    # Statements: beyond this many lines, HTML and PDF group them by item (the CSV has all).
+    "STATEMENT_DETAIL_LINES_MAX": (2000, int),
     # Limits.
     "LOGIN_RATE_LIMIT": ("10 per minute", str),
     "RATELIMIT_ENABLED": (True, _to_bool),

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import value_enum
@@ -101,3 +101,20 @@ class Play(db.Model):
     counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     earns: Mapped[bool] = mapped_column(default=False)
     period_id: Mapped[int | None] = mapped_column(ForeignKey("periods.id"))
+
+
+class TrackPlayDay(db.Model):
+    """A track's counted plays on one UTC day, added to as plays count.
+
+    Charts of plays by day (the artist's dashboard) read these few rows per track and day
+    instead of counting a month of plays.
+    """
+
+    __tablename__ = "track_play_days"
+    __table_args__ = (CheckConstraint("plays >= 0", name="plays_non_negative"),)
+
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date(), primary_key=True)
+    plays: Mapped[int] = mapped_column(BigInteger(), default=0)

@@ -52,10 +52,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.accounts.models import User
 from app.catalog.models import Track
 from app.commerce.models import OWNING_STATUSES, ItemKind, Order, OrderItem
-from app.database import lock_row
+from app.database import insert_or_add, lock_row
 from app.plays.errors import PlayExpired, PlayNotFound, TrackHasNoAudio
 from app.plays.listeners import Identity
-from app.plays.models import PLAY_TOKEN_LENGTH, Listener, Play, PlayOutcome, new_play_token
+from app.plays.models import (
+    PLAY_TOKEN_LENGTH,
+    Listener,
+    Play,
+    PlayOutcome,
+    TrackPlayDay,
+    new_play_token,
+)
 from app.pools.periods import count_landed, landing_period
 from app.timestamps import utcnow
 
@@ -197,6 +204,9 @@ def _decide(
         return
     for key, value in values.items():
         set_committed_value(play, key, value)
+    if values["outcome"] is PlayOutcome.COUNTED:
+        day = {"track_id": play.track_id, "day": now.astimezone(UTC).date(), "plays": 1}
+        insert_or_add(session, TrackPlayDay, ["track_id", "day"], day)
     if values.get("earns"):
         count_landed(session, values["period_id"], play.listener_id, plays=1)
 

@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from app.catalog.service import get_artist
+from app.cli import CommandError
+from app.errors import DomainError
+from app.extensions import db
+from app.statements import service
+from app.statements.render import FORMATS, render
 
 
 @click.command("statement")
-def statement_command() -> None:
-    """Write an artist's statement for a period."""
-    raise click.ClickException("not built yet")
+@click.argument("artist_slug")
+@click.argument("period")
+@click.option(
+    "--format", "fmt", default="html", show_default=True, metavar="|".join(FORMATS),
+    help="The file's format.",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="The file to write.",
+)  # fmt: skip
+@click.option("--currency", help="The statement's currency, when the artist has several.")
+def statement_command(
+    artist_slug: str, period: str, fmt: str, output: Path, currency: str | None
+) -> None:
+    """Write ARTIST_SLUG's statement for PERIOD (YYYY-MM, e.g. 2026-11) to a file.
+
+    A closed period's statement is frozen the first time it is made, so every later file is
+    byte for byte the same; an open period's is provisional.
+    """
+    if fmt not in FORMATS:
+        raise CommandError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+    try:
+        artist = get_artist(db.session, artist_slug)
+        chosen = service.choose_currency(list(service.currencies(db.session, artist.id)), currency)
+        view = service.statement(db.session, artist, period, chosen)
+        body = render(view, fmt)
+    except DomainError as exc:
+        db.session.rollback()
+        raise CommandError(exc.message) from None
+    db.session.commit()  # a closed period's statement was frozen just now
+    output.write_bytes(body)
+    state = "provisional" if view.provisional else f"final, sha256 {view.content_hash}"
+    click.echo(f"wrote {output} ({fmt}, {len(body):,} bytes; {state})")

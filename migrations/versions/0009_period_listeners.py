@@ -1,4 +1,4 @@
-"""Pools: each period's listeners with their earning plays and impressions, and plays by listener
+"""Pools: each period's listeners with their earning plays and impressions, plays by listener, and each track's counted plays by day
 
 Revision ID: 0009_period_listeners
 Revises: 0008_plays_ads_pools
@@ -30,6 +30,14 @@ def upgrade():
     sa.ForeignKeyConstraint(['period_id'], ['periods.id'], name=op.f('fk_period_listeners_period_id_periods')),
     sa.PrimaryKeyConstraint('period_id', 'listener_id', name=op.f('pk_period_listeners'))
     )
+    op.create_table('track_play_days',
+    sa.Column('track_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('plays', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint('plays >= 0', name=op.f('ck_track_play_days_plays_non_negative')),
+    sa.ForeignKeyConstraint(['track_id'], ['tracks.id'], name=op.f('fk_track_play_days_track_id_tracks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('track_id', 'day', name=op.f('pk_track_play_days'))
+    )
     op.create_index('ix_plays_period_listener', 'plays', ['period_id', 'listener_id'],
                     unique=False, postgresql_include=['track_id'],
                     postgresql_where=sa.text('earns'), sqlite_where=sa.text('earns'))
@@ -46,6 +54,19 @@ def upgrade():
     )
 
 
+    # Counted plays by track and UTC day (SQLite keeps UTC times as text).
+    if op.get_bind().dialect.name == 'sqlite':
+        day = "date(counted_at)"
+    else:
+        day = "CAST(timezone('UTC', counted_at) AS date)"
+    op.execute(
+        "INSERT INTO track_play_days (track_id, day, plays) "
+        f"SELECT track_id, {day}, count(*) FROM plays WHERE outcome = 'counted' "
+        f"GROUP BY track_id, {day}"
+    )
+
+
 def downgrade():
+    op.drop_table('track_play_days')
     op.drop_index('ix_plays_period_listener', table_name='plays')
     op.drop_table('period_listeners')

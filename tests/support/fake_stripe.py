@@ -8,7 +8,10 @@ on 127.0.0.1 and a free port, in a daemon thread:
 - ``GET /v1/checkout/sessions/{id}``;
 - ``GET /v1/payment_intents/{id}``, expanding ``latest_charge`` and
   ``latest_charge.balance_transaction``;
-- ``GET /v1/charges/{id}``, expanding ``balance_transaction`` and ``refunds``.
+- ``GET /v1/charges/{id}``, expanding ``balance_transaction`` and ``refunds``;
+- Connect: ``POST /v1/accounts`` (Express, with the transfers capability requested),
+  ``GET /v1/accounts/{id}``, ``POST /v1/account_links``, ``POST /v1/transfers`` (to an account
+  whose transfers capability is active) and ``GET /v1/transfers/{id}``.
 
 Objects are shaped as in Stripe's API reference: ids with Stripe's prefixes, an ``object``
 field, amounts in minor units, lowercase currencies, ``created`` in Unix seconds, ``livemode``
@@ -28,6 +31,11 @@ dispute withdraws the amount and a dispute fee) and returns the Event Stripe wou
         event = fake.complete_session(order.checkout_session_id, fee=59)
         body, headers = fake.webhook_request(event)
         client.post("/webhooks/stripe", data=body, headers=headers)
+
+Connect: ``complete_onboarding`` finishes an account's onboarding, ``reverse_transfer`` returns
+the ``transfer.reversed`` event, and the attributes ``transfer_refusal`` (a 4xx refusal with
+Stripe's code and message) and ``transfers_unavailable`` (500s) decide how the next transfers
+fare.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ CARD_FEE_FIXED_MINOR = 30
 DISPUTE_FEE_MINOR = 1500
 CHECKOUT_LIFETIME_SECONDS = 24 * 3600
 PAYOUT_DELAY_SECONDS = 2 * 24 * 3600
+ACCOUNT_LINK_LIFETIME_SECONDS = 300
 ID_ALPHABET = string.ascii_letters + string.digits
 ID_LENGTH = 24
 # How often the server looks for a shutdown request (what stopping it waits for at most).
@@ -148,6 +157,10 @@ class FakeStripe:
         self._objects: dict[str, JSON] = {}  # every object by id
         self._refunds: dict[str, list[str]] = {}  # charge id -> refund ids, oldest first
         self._idempotent: dict[str, tuple[JSON, Response]] = {}
+        # Connect: what the next transfers meet. ``refuse_transfers`` makes them fail as Stripe
+        # refuses one (4xx), ``transfers_unavailable`` answers 500 (the outcome is unknown).
+        self.transfer_refusal: tuple[str, str] | None = None
+        self.transfers_unavailable = False
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -253,6 +266,11 @@ class FakeStripe:
             ("GET", r"/v1/checkout/sessions/(cs_test_\w+)", self._retrieve),
             ("GET", r"/v1/payment_intents/(pi_\w+)", self._retrieve),
             ("GET", r"/v1/charges/(ch_\w+)", self._retrieve),
+            ("POST", r"/v1/accounts", self._create_account),
+            ("GET", r"/v1/accounts/(acct_\w+)", self._retrieve),
+            ("POST", r"/v1/account_links", self._create_account_link),
+            ("POST", r"/v1/transfers", self._create_transfer),
+            ("GET", r"/v1/transfers/(tr_\w+)", self._retrieve),
         ]
         for route_method, pattern, answer in routes:
             match = re.fullmatch(pattern, path)
@@ -362,6 +380,127 @@ class FakeStripe:
         }
         self._objects[session_id] = checkout
         return 200, _public(checkout)
+
+    # Connect: Express accounts, account links, transfers ------------------------------------
+
+    def _create_account(self, params: JSON) -> Response:
+        if params.get("type") != "express":
+            raise StripeRequestError(400, "Only Express accounts are served.", param="type")
+        account_id, now = new_id("acct_"), int(time.time())
+        requested = (params.get("capabilities") or {}).get("transfers") or {}
+        account: JSON = {
+            "id": account_id,
+            "object": "account",
+            "business_type": None,
+            "capabilities": {"transfers": "inactive"} if requested.get("requested") == "true" else {},
+            "charges_enabled": False,
+            "country": params.get("country") or "US",
+            "created": now,
+            "default_currency": "usd",
+            "details_submitted": False,
+            "email": params.get("email"),
+            "metadata": dict(params.get("metadata") or {}),
+            "payouts_enabled": False,
+            "type": "express",
+        }
+        self._objects[account_id] = account
+        return 200, _public(account)
+
+    def _create_account_link(self, params: JSON) -> Response:
+        account_id = params.get("account")
+        if account_id not in self._objects:
+            raise StripeRequestError(400, f"No such account: '{account_id}'", param="account")
+        if params.get("type") not in ("account_onboarding", "account_update"):
+            raise StripeRequestError(400, "Invalid type.", param="type")
+        for required in ("return_url", "refresh_url"):
+            if not params.get(required):
+                raise StripeRequestError(400, f"Missing required param: {required}.", param=required)
+        now = int(time.time())
+        return 200, {
+            "object": "account_link",
+            "created": now,
+            "expires_at": now + ACCOUNT_LINK_LIFETIME_SECONDS,
+            "url": f"{self.url}/setup/e/{account_id}/{secrets.token_urlsafe(12)}",
+        }
+
+    def _create_transfer(self, params: JSON) -> Response:
+        if self.transfers_unavailable:
+            return 500, {"error": {"type": "api_error", "message": "An unknown error occurred."}}
+        try:
+            amount, currency = int(params["amount"]), str(params["currency"])
+        except (KeyError, ValueError):
+            raise StripeRequestError(400, "Missing required param: amount.", param="amount") from None
+        if amount < 1 or currency != currency.lower() or len(currency) != 3:
+            raise StripeRequestError(400, "Invalid amount or currency.", param="amount")
+        destination = self._objects.get(str(params.get("destination")))
+        if destination is None or destination["object"] != "account":
+            raise StripeRequestError(
+                400, f"No such destination: '{params.get('destination')}'", param="destination"
+            )
+        if destination["capabilities"].get("transfers") != "active":
+            raise StripeRequestError(
+                400,
+                "Your destination account needs to have at least one of the following "
+                "capabilities enabled: transfers, crypto_transfers, legacy_payments",
+                param="destination",
+            )
+        if self.transfer_refusal is not None:
+            code, message = self.transfer_refusal
+            error = StripeRequestError(400, message)
+            error.body["error"]["code"] = code
+            raise error
+        transfer_id = new_id("tr_")
+        self._objects[transfer_id] = {
+            "id": transfer_id,
+            "object": "transfer",
+            "amount": amount,
+            "amount_reversed": 0,
+            "balance_transaction": None,
+            "created": int(time.time()),
+            "currency": currency,
+            "description": None,
+            "destination": destination["id"],
+            "livemode": False,
+            "metadata": dict(params.get("metadata") or {}),
+            "reversals": {"object": "list", "data": [], "has_more": False, "total_count": 0},
+            "reversed": False,
+            "source_transaction": None,
+            "transfer_group": params.get("transfer_group"),
+        }
+        return 200, _public(self._objects[transfer_id])
+
+    def complete_onboarding(self, account_id: str) -> JSON:
+        """The artist finishes Express onboarding: ``account.updated``, transfers active."""
+        with self._lock:
+            account = self._objects[account_id]
+            previous = {"details_submitted": False, "capabilities": dict(account["capabilities"])}
+            account.update(details_submitted=True, payouts_enabled=True, charges_enabled=True)
+            account["capabilities"]["transfers"] = "active"
+            return self.event("account.updated", account, previous)
+
+    def reverse_transfer(self, transfer_id: str, amount: int | None = None) -> JSON:
+        """The platform takes a transfer back (all that is left by default):
+        ``transfer.reversed``."""
+        with self._lock:
+            transfer = self._objects[transfer_id]
+            left = transfer["amount"] - transfer["amount_reversed"]
+            amount = left if amount is None else amount
+            if not 0 < amount <= left:
+                raise ValueError(f"cannot reverse {amount} of {transfer_id} ({left} left)")
+            reversal_id = new_id("trr_")
+            reversal = {
+                "id": reversal_id, "object": "transfer_reversal", "amount": amount,
+                "created": int(time.time()), "currency": transfer["currency"],
+                "metadata": {}, "transfer": transfer_id,
+            }  # fmt: skip
+            self._objects[reversal_id] = reversal
+            previous = {"amount_reversed": transfer["amount_reversed"], "reversed": transfer["reversed"]}
+            transfer["amount_reversed"] += amount
+            transfer["reversed"] = transfer["amount_reversed"] == transfer["amount"]
+            reversals = transfer["reversals"]
+            reversals["data"].insert(0, copy.deepcopy(reversal))
+            reversals["total_count"] += 1
+            return self.event("transfer.reversed", transfer, previous)
 
     # What Stripe does, driven by tests ------------------------------------------------------
 

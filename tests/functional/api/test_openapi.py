@@ -52,6 +52,11 @@ EXPECTED_OPERATIONS = {
     ("POST", "/api/v1/plays/{token}/heartbeat"),
     # ads (app/ads/api.py)
     ("POST", "/api/v1/ads/impressions"),
+    # payouts (app/payouts/api.py)
+    ("GET", "/api/v1/artists/{slug}/payouts"),
+    # statements (app/statements/api.py)
+    ("GET", "/api/v1/artists/{slug}/statements"),
+    ("GET", "/api/v1/artists/{slug}/statements/{period}"),
 }
 
 
@@ -75,7 +80,7 @@ def test_every_expected_operation_is_routed(app):
         concrete = path.replace("{slug}", "band").replace("{upload_id}", "u1")
         concrete = concrete.replace("{release_id}", "1").replace("{track_id}", "1").replace("{token_id}", "1")
         concrete = concrete.replace("{public_id}", "abc").replace("{item_id}", "1")
-        concrete = concrete.replace("{token}", "t0k3n")
+        concrete = concrete.replace("{token}", "t0k3n").replace("{period}", "2026-11")
         endpoint, _ = adapter.match(concrete, method=method)
         assert endpoint.split(".")[0].endswith("api"), (method, path, endpoint)
 

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.plays import service
 from app.plays.errors import PlayExpired, PlayNotFound, TrackHasNoAudio
 from app.plays.listeners import Identity
-from app.plays.models import Play, PlayOutcome
+from app.plays.models import Play, PlayOutcome, TrackPlayDay
 from app.pools.models import Period, PeriodListener, PeriodStatus
 from tests.factories import TrackFactory, UserFactory
 
@@ -301,7 +301,7 @@ def test_counted_plays_counts_each_tracks_counted_plays_in_one_answer(
     assert service.counted_plays(db.session, []) == {}
 
 
-def test_earning_plays_are_added_to_their_listeners_period_counter(
+def test_counted_plays_are_added_to_their_listeners_period_and_their_tracks_day(
     app: Flask, make_track: Callable[..., Track], listener: Callable[..., Identity], buy: Any
 ) -> None:
     fan = UserFactory()
@@ -312,7 +312,8 @@ def test_earning_plays_are_added_to_their_listeners_period_counter(
     listen(app, free, who, later(10))  # a replay: not counted
     listen(app, owned, who, later(120))  # counted, but earns nothing
     listen(app, free, other, later(60))
-    listen(app, make_track(), other, later(90))
+    third = make_track()
+    listen(app, third, other, later(90))
     december = listen(app, free, who, datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
 
     counters = db.session.execute(
@@ -324,3 +325,9 @@ def test_earning_plays_are_added_to_their_listeners_period_counter(
         ("2026-12", who.listener_id, 1),
     ])  # fmt: skip
     assert december.outcome is PlayOutcome.COUNTED
+    # Each counted play, earning or not, is in its track's count for its UTC day.
+    days = db.session.execute(select(TrackPlayDay.track_id, TrackPlayDay.day, TrackPlayDay.plays))
+    assert sorted(days.all()) == sorted([
+        (free.id, START.date(), 2), (owned.id, START.date(), 1), (third.id, START.date(), 1),
+        (free.id, datetime(2026, 12, 3).date(), 1),
+    ])  # fmt: skip

@@ -12,7 +12,8 @@ from sqlalchemy import insert
 from app.ads.models import Impression
 from app.catalog.models import Track, TrackStatus
 from app.extensions import db
-from app.plays.models import Listener, Play, PlayOutcome
+from app.database import insert_or_add
+from app.plays.models import Listener, Play, PlayOutcome, TrackPlayDay
 from app.pools.periods import count_landed, ensure_period
 from tests.factories import ArtistFactory, ReleaseFactory, TrackFactory, UserFactory
 
@@ -78,6 +79,8 @@ class Listening:
                 for _ in range(count)
             ],
         )
+        day = {"track_id": track.id, "day": at.astimezone(UTC).date(), "plays": count}
+        insert_or_add(db.session, TrackPlayDay, ["track_id", "day"], day)
         if earns:
             count_landed(db.session, period.id, listener_id, plays=count)
         db.session.commit()

@@ -1,0 +1,380 @@
+"""A statement's content, read from the ledger: one line per movement of the artist's payable.
+
+The lines are the entries on ``artist_payable:<artist>:<currency>`` effective within the
+period, ``[starts_at, ends_at)``; every entry becomes exactly one line, or is split into
+several (a sale into its items) or folded into another (a deducted processing fee into its
+sale's items) by largest-remainder allocation of the entry's own amount. So the lines add up
+to the entries by construction, and the closing balance, read from the ledger separately at
+the period's last instant, must equal the opening balance plus the lines; ``build_content``
+checks it.
+
+Balances go by the ledger's ``effective_at`` and its ``at`` is inclusive, so the opening
+balance is the balance at the previous period's last instant (``starts_at`` minus one
+microsecond, the ledger's precision) and the closing one at this period's last instant:
+exactly what ``megabox ledger balance ARTIST --at <last instant>`` prints.
+
+What each kind of entry says comes from the rows its transaction's key names: ``order:<id>:...``
+(its items from ``order_items``), ``period:<key>`` (the period and its ``period_allocations``),
+``payout:<id>`` (the payout's transfer). Rows are read in batches, never one per entry, so a
+statement of a hundred thousand sales is a handful of queries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.catalog.models import Artist
+from app.commerce.models import Order, OrderItem
+from app.ledger import service as ledger
+from app.ledger.allocation import allocate
+from app.ledger.models import LedgerEntry, LedgerTransaction
+from app.ledger.money import exponent
+from app.payouts.models import Payout
+from app.pools.models import Period, PeriodAllocation
+from app.pools.periods import bounds
+from app.pools.service import AD_POOL_KIND, LAST_INSTANT
+from app.statements.content import (
+    AD_SHARE,
+    CHARGEBACK,
+    PAYOUT,
+    PAYOUT_REVERSAL,
+    PROCESSING_FEE,
+    REFUND,
+    SALE,
+    SALE_REINSTATED,
+    AdShare,
+    AdTrack,
+    Line,
+    StatementContent,
+)
+
+# Ids per "IN (...)" list: well under the bound-parameter limits of SQLite and PostgreSQL.
+LOOKUP_BATCH = 1000
+RATE_PLACES = Decimal("0.0001")
+MODEL_LABELS = {"pro_rata": "pro rata", "user_centric": "user-centric"}
+ORDER_REVERSAL_KINDS = frozenset({REFUND, CHARGEBACK, SALE_REINSTATED})
+
+
+class StatementOutOfBalance(RuntimeError):
+    """The lines do not take the opening balance to the ledger's closing balance: a bug, or
+    an entry written between the two reads. Nothing is shown or stored then."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    amount: int  # the ledger's sign: debit positive
+    transaction_id: int
+    kind: str
+    key: str
+    effective_at: datetime
+    description: str
+
+    def key_part(self, index: int) -> str:
+        parts = self.key.split(":")
+        return parts[index] if len(parts) > index else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    title: str
+    kind: str
+    amount_minor: int
+    extra_minor: int
+    artist_share_minor: int
+    fee_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderFacts:
+    id: int
+    public_id: str
+    paid_on: str
+    items: tuple[_Item, ...]
+
+
+def last_instant(moment: datetime) -> datetime:
+    """The last instant before ``moment``, which a ledger balance ``at`` includes."""
+    return moment - LAST_INSTANT
+
+
+def build_content(
+    session: Session, artist: Artist, key: str, currency: str, account_id: int, *, closed: bool
+) -> StatementContent:
+    """The statement of ``artist`` for period ``key`` in ``currency`` (payable ``account_id``).
+
+    Raises InvalidInput for a bad key, and StatementOutOfBalance (see the class).
+    """
+    starts_at, ends_at = bounds(key)
+    opening = _owed(session, artist.id, currency, last_instant(starts_at))
+    entries = _entries(session, account_id, starts_at, ends_at)
+    lines, ads = _Lines(session, artist.id, currency, entries).build()
+    closing = _owed(session, artist.id, currency, last_instant(ends_at))
+    if opening + sum(line.amount_minor for line in lines) != closing:
+        raise StatementOutOfBalance(
+            f"statement {artist.slug} {key} {currency}: lines do not reconcile to the ledger"
+        )
+    return StatementContent(
+        artist_slug=artist.slug,
+        artist_name=artist.name,
+        period=key,
+        starts_at=starts_at.isoformat(),
+        ends_at=ends_at.isoformat(),
+        currency=currency,
+        closed=closed,
+        opening_minor=opening,
+        closing_minor=closing,
+        lines=tuple(lines),
+        ads=tuple(ads),
+    )
+
+
+def first_activity(session: Session, account_ids: Sequence[int]) -> datetime | None:
+    """When the earliest entry on these accounts took effect, or None without entries."""
+    if not account_ids:
+        return None
+    return session.scalar(
+        select(func.min(LedgerTransaction.effective_at))
+        .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
+        .where(LedgerEntry.account_id.in_(list(account_ids)))
+    )
+
+
+def _owed(session: Session, artist_id: int, currency: str, at: datetime) -> int:
+    return ledger.artist_balances(session, artist_id, at=at).get(currency, 0)
+
+
+def _entries(
+    session: Session, account_id: int, starts_at: datetime, ends_at: datetime
+) -> list[_Entry]:
+    rows = session.execute(
+        select(
+            LedgerEntry.amount, LedgerTransaction.id, LedgerTransaction.kind,
+            LedgerTransaction.idempotency_key, LedgerTransaction.effective_at,
+            LedgerTransaction.description,
+        )  # fmt: skip
+        .join(LedgerTransaction, LedgerEntry.transaction_id == LedgerTransaction.id)
+        .where(
+            LedgerEntry.account_id == account_id,
+            LedgerTransaction.effective_at >= starts_at,
+            LedgerTransaction.effective_at < ends_at,
+        )
+        .order_by(LedgerTransaction.effective_at, LedgerTransaction.id, LedgerEntry.id)
+    )
+    return [_Entry(int(amount), *rest) for amount, *rest in rows]
+
+
+def _batches(ids: Iterable[int]) -> Iterable[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), LOOKUP_BATCH):
+        yield ordered[start : start + LOOKUP_BATCH]
+
+
+def _as_id(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _order_id(entry: _Entry) -> int | None:
+    """The order an ``order:<id>:...`` key names."""
+    return _as_id(entry.key_part(1)) if entry.key.startswith("order:") else None
+
+
+class _Lines:
+    """Turns one statement's entries into lines, with the rows they name read in batches."""
+
+    def __init__(self, session: Session, artist_id: int, currency: str, entries: list[_Entry]):
+        self.session = session
+        self.artist_id = artist_id
+        self.currency = currency
+        self.entries = entries
+        self.orders = self._orders()
+        self.transfers = self._transfers()
+        self.lines: list[Line] = []
+        # Where each order's sale lines are in ``lines``, for its processing fee to find them.
+        self.sale_lines: dict[int, list[int]] = defaultdict(list)
+
+    def build(self) -> tuple[list[Line], list[AdShare]]:
+        ads: list[AdShare] = []
+        for entry in self.entries:
+            order = self.orders.get(_order_id(entry) or 0)
+            if order is not None and entry.kind == SALE:
+                self._sale(entry, order)
+            elif order is not None and entry.kind == PROCESSING_FEE and order.id in self.sale_lines:
+                self._fee(entry, order)
+            elif order is not None and entry.kind in ORDER_REVERSAL_KINDS:
+                self._order_reversal(entry, order)
+            elif entry.kind == AD_POOL_KIND and entry.key.startswith("period:"):
+                ads.append(self._ad_share(entry))
+            elif entry.kind in (PAYOUT, PAYOUT_REVERSAL) and entry.key.startswith("payout:"):
+                self._payout(entry)
+            else:
+                self.lines.append(self._line(entry, item=entry.description or entry.kind))
+        return self.lines, ads
+
+    # Reading what the keys name ----------------------------------------------------------
+
+    def _orders(self) -> dict[int, _OrderFacts]:
+        ids = {order_id for entry in self.entries if (order_id := _order_id(entry)) is not None}
+        heads: dict[int, tuple[str, datetime | None]] = {}
+        items: defaultdict[int, list[_Item]] = defaultdict(list)
+        for batch in _batches(ids):
+            for order_id, public_id, paid_at in self.session.execute(
+                select(Order.id, Order.public_id, Order.paid_at).where(Order.id.in_(batch))
+            ):
+                heads[order_id] = (public_id, paid_at)
+            for order_id, *fields in self.session.execute(
+                select(
+                    OrderItem.order_id, OrderItem.title, OrderItem.kind, OrderItem.amount_minor,
+                    OrderItem.extra_minor, OrderItem.artist_share_minor, OrderItem.fee_minor,
+                )  # fmt: skip
+                .where(OrderItem.order_id.in_(batch), OrderItem.artist_id == self.artist_id)
+                .order_by(OrderItem.order_id, OrderItem.id)
+            ):
+                title, kind, *amounts = fields
+                items[order_id].append(_Item(title, str(kind), *(int(a) for a in amounts)))
+        return {
+            order_id: _OrderFacts(
+                order_id,
+                public_id,
+                paid_at.date().isoformat() if paid_at else "",
+                tuple(items[order_id]),
+            )
+            for order_id, (public_id, paid_at) in heads.items()
+        }
+
+    def _transfers(self) -> dict[int, str]:
+        ids = {
+            payout_id
+            for entry in self.entries
+            if entry.key.startswith("payout:")
+            and (payout_id := _as_id(entry.key_part(1))) is not None
+        }
+        found: dict[int, str] = {}
+        for batch in _batches(ids):
+            rows = self.session.execute(
+                select(Payout.id, Payout.transfer_reference).where(Payout.id.in_(batch))
+            )
+            found.update({payout_id: reference or "" for payout_id, reference in rows})
+        return found
+
+    # Lines --------------------------------------------------------------------------------
+
+    def _line(self, entry: _Entry, **fields: Any) -> Line:
+        defaults: dict[str, Any] = {
+            "at": entry.effective_at.isoformat(),
+            "kind": entry.kind,
+            "reference": "",
+            "item": entry.description,
+            # The artist's sign: a credit to their payable is money owed to them.
+            "amount_minor": -entry.amount,
+            "transaction_id": entry.transaction_id,
+        }
+        return Line(**(defaults | fields))
+
+    def _sale(self, entry: _Entry, order: _OrderFacts) -> None:
+        """One line per item of the artist's in the order, the entry split by their shares."""
+        items = order.items
+        if not items or not any(item.artist_share_minor for item in items):
+            self.lines.append(self._line(entry, kind=SALE, reference=order.public_id))
+            return
+        shares = allocate(-entry.amount, [item.artist_share_minor for item in items])
+        for item, share in zip(items, shares, strict=True):
+            self.sale_lines[order.id].append(len(self.lines))
+            self.lines.append(
+                self._line(
+                    entry, kind=SALE, reference=order.public_id, item=item.title,
+                    item_type=item.kind, quantity=1, price_paid_minor=item.amount_minor,
+                    extra_minor=item.extra_minor, fee_minor=0, amount_minor=share,
+                )  # fmt: skip
+            )
+
+    def _fee(self, entry: _Entry, order: _OrderFacts) -> None:
+        """A fee deducted from the artist's share (``deduct_before_split``) shows on the sale
+        lines of its order, split over them by each item's part of the fee."""
+        indexes = self.sale_lines[order.id]
+        weights = [item.fee_minor for item in order.items]
+        if len(weights) != len(indexes) or not any(weights):
+            weights = [self.lines[index].amount_minor or 1 for index in indexes]
+        for index, part in zip(indexes, allocate(entry.amount, weights), strict=True):
+            line = self.lines[index]
+            self.lines[index] = replace(
+                line,
+                fee_minor=(line.fee_minor or 0) + part,
+                amount_minor=line.amount_minor - part,
+            )
+
+    def _order_reversal(self, entry: _Entry, order: _OrderFacts) -> None:
+        """A refund, chargeback or dispute won: one line, linked to its sale by the order's
+        public id (the sale lines' reference) and the sale's date."""
+        items = order.items
+        self.lines.append(
+            self._line(
+                entry,
+                reference=order.public_id,
+                item=", ".join(item.title for item in items) or entry.description,
+                item_type=items[0].kind if len(items) == 1 else "",
+                linked_sale=order.paid_on,
+            )
+        )
+
+    def _ad_share(self, entry: _Entry) -> AdShare:
+        key = entry.key.removeprefix("period:")
+        period = self.session.scalar(select(Period).where(Period.key == key))
+        rows = (
+            self.session.execute(
+                select(
+                    PeriodAllocation.track_title, PeriodAllocation.plays,
+                    PeriodAllocation.amount_minor,
+                )  # fmt: skip
+                .where(
+                    PeriodAllocation.period_id == period.id,
+                    PeriodAllocation.artist_id == self.artist_id,
+                )
+                .order_by(PeriodAllocation.amount_minor.desc(), PeriodAllocation.id)
+            ).all()
+            if period is not None
+            else []
+        )
+        tracks = tuple(AdTrack(title, int(plays), int(amount)) for title, plays, amount in rows)
+        plays = sum(track.plays for track in tracks)
+        model = str(period.model) if period is not None else ""
+        share = AdShare(
+            period=key,
+            model=model,
+            period_plays=int(period.earning_plays or 0) if period is not None else 0,
+            pool_minor=int(period.pool_minor or 0) if period is not None else 0,
+            plays=plays,
+            amount_minor=-entry.amount,
+            rate_per_1000=self._rate_per_1000(-entry.amount, plays),
+            tracks=tracks,
+        )
+        label = MODEL_LABELS.get(model, model)
+        self.lines.append(
+            self._line(
+                entry, kind=AD_SHARE, reference=key, quantity=plays,
+                item=f"Ad share of {key} ({label}, {plays:,} plays)",
+            )  # fmt: skip
+        )
+        return share
+
+    def _rate_per_1000(self, amount_minor: int, plays: int) -> str:
+        """The amount per 1000 plays in major units, to four places (half to even)."""
+        if plays == 0:
+            return "0"
+        rate = Decimal(amount_minor * 1000) / plays / (Decimal(10) ** exponent(self.currency))
+        return str(rate.quantize(RATE_PLACES, rounding=ROUND_HALF_EVEN))
+
+    def _payout(self, entry: _Entry) -> None:
+        payout_id = entry.key_part(1)
+        reference = self.transfers.get(_as_id(payout_id) or 0, "")
+        what = "Payout" if entry.kind == PAYOUT else "Payout returned"
+        item = f"{what} ({reference})" if reference else what
+        self.lines.append(self._line(entry, reference=f"payout {payout_id}", item=item))
+

@@ -1,0 +1,203 @@
+"""A statement as PDF, drawn with reportlab from its content alone.
+
+The document is made with ``invariant=1``: reportlab then writes a fixed creation date and
+document id instead of the time and a random one, so the same content gives the same bytes
+(a frozen statement's PDF can be checked against an earlier download byte for byte).
+"""
+
+from __future__ import annotations
+
+import io
+from xml.sax.saxutils import escape
+
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from app.ledger.money import exponent
+from app.statements.content import SALE, Line, StatementContent, StatementView
+
+MARGIN = 15 * mm
+CHART_HEIGHT = 55 * mm
+ACCENT = colors.HexColor("#0f766e")
+RULE = colors.HexColor("#cfc9bd")
+_STYLES = getSampleStyleSheet()
+BODY = _STYLES["BodyText"]
+SMALL = ParagraphStyle("small", parent=BODY, fontSize=8, leading=10)
+HEADING = _STYLES["Heading2"]
+TITLE = _STYLES["Title"]
+TABLE_STYLE = TableStyle(
+    [
+        ("FONTSIZE", (0, 0), (-1, -1), 8),
+        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, RULE),
+        ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]
+)
+
+
+def pdf_document(view: StatementView, detail_lines_max: int) -> bytes:
+    """The statement's PDF: the totals, a chart of the earnings by day, the ad share, the
+    lines by item and, when there are at most ``detail_lines_max``, each line."""
+    content = view.content
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=f"Statement {content.period}, {content.artist_name} ({content.currency})",
+        author="Megabox",
+        creator="Megabox",
+        invariant=1,
+    )
+    story: list[Flowable] = [
+        Paragraph(escape(f"Statement {content.period}: {content.artist_name}"), TITLE),
+        Paragraph(escape(_status(view)), SMALL),
+        Spacer(1, 4 * mm),
+        _summary(content),
+        Spacer(1, 4 * mm),
+        _chart(content),
+    ]
+    story += _ads(content)
+    story += _by_item(content)
+    story += _lines(content, detail_lines_max)
+    document.build(story)
+    return buffer.getvalue()
+
+
+def _status(view: StatementView) -> str:
+    content = view.content
+    span = (
+        f"{content.starts_at[:10]} to {content.ends_at[:10]} (exclusive), UTC, "
+        f"in {content.currency}."
+    )
+    if view.provisional:
+        return f"Provisional: the period is open and these figures may still change. {span}"
+    return f"Final: the period is closed. {span} Content hash (SHA-256): {view.content_hash}"
+
+
+def _summary(content: StatementContent) -> Table:
+    money = content.money
+    rows = [["", content.currency], ["Opening balance", money(content.opening_minor).format()]]
+    rows += [[label, money(total).format()] for label, total in content.labelled_totals()]
+    rows.append(["Closing balance", money(content.closing_minor).format()])
+    table = Table(rows, colWidths=[70 * mm, 40 * mm], hAlign="LEFT")
+    table.setStyle(TABLE_STYLE)
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
+                ("LINEABOVE", (0, -1), (-1, -1), 0.6, RULE),
+            ]
+        )
+    )
+    return table
+
+
+def _chart(content: StatementContent) -> Drawing:
+    """The earnings by day as a bar chart, in major units."""
+    days = content.earnings_by_day()
+    # Bar heights only: the figures on the page are exact, from integer minor units.
+    scale = 10.0 ** -exponent(content.currency)
+    width = A4[0] - 2 * MARGIN
+    drawing = Drawing(width, CHART_HEIGHT)
+    chart = VerticalBarChart()
+    chart.x, chart.y = 40, 20
+    chart.width, chart.height = width - 50, CHART_HEIGHT - 40
+    chart.data = [[minor * scale for _, minor in days]]
+    chart.categoryAxis.categoryNames = [day[8:] for day, _ in days]
+    chart.categoryAxis.labels.fontSize = 6
+    chart.valueAxis.labels.fontSize = 7
+    chart.valueAxis.forceZero = True
+    chart.bars[0].fillColor = ACCENT
+    chart.bars[0].strokeColor = None
+    drawing.add(chart)
+    title = f"Earnings by day ({content.currency})"
+    drawing.add(String(40, CHART_HEIGHT - 12, title, fontName="Helvetica-Bold", fontSize=9))
+    return drawing
+
+
+def _ads(content: StatementContent) -> list[Flowable]:
+    story: list[Flowable] = []
+    for share in content.ads:
+        story.append(Paragraph(escape(f"Ad share of {share.period}"), HEADING))
+        story.append(
+            Paragraph(
+                escape(
+                    f"{share.plays:,} counted plays of {share.period_plays:,} in the period, "
+                    f"{share.model.replace('_', ' ')} model, "
+                    f"{share.rate_per_1000} {content.currency} per 1000 plays: "
+                    f"{content.money(share.amount_minor).format()}."
+                ),
+                BODY,
+            )
+        )
+        rows: list[list[object]] = [["Track", "Plays", "Amount"]]
+        rows += [
+            [Paragraph(escape(track.title), SMALL), f"{track.plays:,}",
+             content.money(track.amount_minor).format()]
+            for track in share.tracks
+        ]
+        story.append(_table(rows, [110 * mm, 30 * mm, 35 * mm]))
+    return story
+
+
+def _by_item(content: StatementContent) -> list[Flowable]:
+    if not content.lines:
+        return [Paragraph("No movements in this period.", BODY)]
+    money = content.money
+    rows: list[list[object]] = [["Type", "Item", "Qty", "Paid", "Extra", "Fee", "Amount"]]
+    for total in content.by_item():
+        sold = [total.price_paid_minor, total.extra_minor, total.fee_minor]
+        rows.append(
+            [
+                total.label, Paragraph(escape(total.item), SMALL),
+                f"{total.quantity:,}" if total.quantity else "",
+                *(money(minor).format() if total.kind == SALE else "" for minor in sold),
+                money(total.amount_minor).format(),
+            ]  # fmt: skip
+        )
+    widths = [25 * mm, 60 * mm, 12 * mm, 20 * mm, 20 * mm, 20 * mm, 23 * mm]
+    return [Paragraph("By item", HEADING), _table(rows, widths)]
+
+
+def _lines(content: StatementContent, detail_lines_max: int) -> list[Flowable]:
+    if not content.lines:
+        return []
+    if len(content.lines) > detail_lines_max:
+        note = f"{len(content.lines):,} lines: the CSV download lists each one."
+        return [Paragraph("Lines", HEADING), Paragraph(escape(note), BODY)]
+    money = content.money
+
+    def amount(minor: int | None) -> str:
+        return "" if minor is None else money(minor).format()
+
+    rows: list[list[object]] = [["Date", "Type", "Item", "Reference", "Paid", "Fee", "Amount"]]
+    rows += [
+        [
+            line.day, line.label, Paragraph(escape(line.item), SMALL),
+            Paragraph(escape(_reference(line)), SMALL),
+            amount(line.price_paid_minor), amount(line.fee_minor), amount(line.amount_minor),
+        ]  # fmt: skip
+        for line in content.lines
+    ]
+    widths = [18 * mm, 22 * mm, 50 * mm, 35 * mm, 18 * mm, 15 * mm, 22 * mm]
+    return [Paragraph("Lines", HEADING), _table(rows, widths)]
+
+
+def _reference(line: Line) -> str:
+    return f"{line.reference} (sale {line.linked_sale})" if line.linked_sale else line.reference
+
+
+def _table(rows: list[list[object]], widths: list[float]) -> Table:
+    table = Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1)
+    table.setStyle(TABLE_STYLE)
+    return table

@@ -1,0 +1,138 @@
+"""A statement in each of its formats: HTML, CSV and PDF (``app.statements.pdf``).
+
+Every format is made from the statement's content alone (never from the database), so a
+frozen statement gives the same bytes each time. The HTML and PDF show the totals, a chart of
+the earnings by day, the ad share, the lines added up by item and, up to
+``STATEMENT_DETAIL_LINES_MAX`` lines, each line; the CSV always has every line.
+
+CSV columns (the header row names them; they only ever gain columns at the end):
+
+==================  =============================================================================
+``date``            when the money moved, ``YYYY-MM-DD`` (UTC)
+``type``            ``opening_balance``, ``sale``, ``processing_fee``, ``refund``, ``chargeback``,
+                    ``sale_reinstated``, ``ad_share``, ``payout``, ``payout_reversal``, any other
+                    ledger kind, ``closing_balance``
+``reference``       the order's public id (a refund or chargeback has its sale's), the ad
+                    period, ``payout <id>``
+``item``            the track or release title, or what the line is
+``item_type``       ``track`` or ``release`` for sales
+``quantity``        1 per item sold; the counted plays of an ad share
+``price_paid``      what the buyer paid for the item
+``extra``           what a name-your-price buyer paid above the minimum
+``processor_fee``   the processor's fee deducted from the artist's share (``deduct_before_split``)
+``amount``          what the line adds to the balance (negative: a refund, a payout); for the
+                    balance rows, the balance
+``currency``        ISO 4217
+``linked_sale``     a refund's, chargeback's or dispute's sale date
+``transaction_id``  the ledger transaction
+==================  =============================================================================
+
+Amounts are decimals in major units (``7.00``, ``-0.90``; ``700`` for JPY). The opening
+balance plus the ``amount`` of every line is the closing balance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from flask import current_app
+from markupsafe import Markup
+
+from app.charts import svg_bar_chart
+from app.ledger.money import Money
+from app.statements.content import StatementContent, StatementView
+from app.statements.pdf import pdf_document
+
+FORMATS = ("html", "csv", "pdf")
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "pdf": "application/pdf",
+}
+CSV_COLUMNS = (
+    "date", "type", "reference", "item", "item_type", "quantity", "price_paid", "extra",
+    "processor_fee", "amount", "currency", "linked_sale", "transaction_id",
+)  # fmt: skip
+OPENING_BALANCE = "opening_balance"
+CLOSING_BALANCE = "closing_balance"
+DEFAULT_DETAIL_LINES_MAX = 2000
+STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "statements.css"
+
+
+def detail_lines_max() -> int:
+    """How many lines the HTML and PDF list one by one (``STATEMENT_DETAIL_LINES_MAX``)."""
+    return int(current_app.config.get("STATEMENT_DETAIL_LINES_MAX", DEFAULT_DETAIL_LINES_MAX))
+
+
+def file_name(content: StatementContent, fmt: str) -> str:
+    """``statement-<artist>-<period>-<currency>.<fmt>``."""
+    return f"statement-{content.artist_slug}-{content.period}-{content.currency}.{fmt}"
+
+
+def earnings_chart(content: StatementContent) -> Markup:
+    """The period's earnings by day as an SVG bar chart."""
+    return svg_bar_chart(
+        [(day[5:], minor) for day, minor in content.earnings_by_day()],
+        title=f"Earnings by day, {content.period} ({content.currency})",
+        label=lambda minor: Money(minor, content.currency).format(),
+    )
+
+
+def html_document(view: StatementView) -> bytes:
+    """The statement as a standalone HTML page (its stylesheet inline): what ``megabox
+    statement --format html`` writes and the HTML download serves."""
+    # Straight from the environment: no context processors, so the page holds nothing of the
+    # request (or of its absence, in the CLI) and the same content gives the same bytes.
+    page = current_app.jinja_env.get_template("statements/document.html").render(
+        view=view,
+        statement=view.content,
+        chart=earnings_chart(view.content),
+        detail_lines_max=detail_lines_max(),
+        stylesheet=Markup(STYLESHEET.read_text(encoding="utf-8")),
+    )
+    return page.encode("utf-8")
+
+
+def csv_document(view: StatementView) -> bytes:
+    """The statement's lines as CSV (module docstring), between its two balance rows."""
+    content = view.content
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def amount(minor: int | None) -> str:
+        return "" if minor is None else Money(minor, content.currency).format_plain()
+
+    def balance_row(kind: str, day: str, balance: str) -> list[str]:
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        label = kind.replace("_", " ").capitalize()
+        row.update(date=day, type=kind, item=label, amount=balance, currency=content.currency)
+        return list(row.values())
+
+    opening_day = content.starts_at[:10]
+    writer.writerow(balance_row(OPENING_BALANCE, opening_day, amount(content.opening_minor)))
+    for line in content.lines:
+        writer.writerow(
+            (
+                line.day, line.kind, line.reference, line.item, line.item_type,
+                "" if line.quantity is None else line.quantity, amount(line.price_paid_minor),
+                amount(line.extra_minor), amount(line.fee_minor), amount(line.amount_minor),
+                content.currency, line.linked_sale, line.transaction_id,
+            )  # fmt: skip
+        )
+    last_day = content.earnings_by_day()[-1][0]
+    writer.writerow(balance_row(CLOSING_BALANCE, last_day, amount(content.closing_minor)))
+    return buffer.getvalue().encode("utf-8")
+
+
+def render(view: StatementView, fmt: str) -> bytes:
+    """The statement in ``fmt`` (one of ``FORMATS``). Raises ValueError for another."""
+    if fmt == "html":
+        return html_document(view)
+    if fmt == "csv":
+        return csv_document(view)
+    if fmt == "pdf":
+        return pdf_document(view, detail_lines_max())
+    raise ValueError(f"unknown statement format {fmt!r}")

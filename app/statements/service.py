@@ -1,0 +1,184 @@
+"""Artists' statements: who may read them, which exist, and freezing a closed period's.
+
+There is one statement per artist, period (a pools period, a UTC month ``YYYY-MM``) and
+currency the artist has a payable account in, for every month from the artist's first ledger
+entry to the current one. A statement of a closed period is frozen the first time it is asked
+for (``app.statements.models``) and read from that row ever after; an open period's (or a
+month no period was made for, where nothing was played) is computed live and provisional.
+
+Only the artist's owner and admins read an artist's statements; anyone else is told there is
+no such statement (404), exactly as for an artist or period that does not exist.
+Functions take the session and never commit; freezing inserts a row, which the caller's unit
+of work commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.catalog.models import Artist
+from app.catalog.service import can_edit
+from app.database import insert_unless_exists
+from app.ledger import service as ledger
+from app.ledger.models import AccountKind, LedgerAccount
+from app.ledger.money import Money
+from app.pools.models import Period, PeriodStatus
+from app.pools.periods import bounds, next_key, period_key
+from app.statements.content import StatementView, from_json
+from app.statements.errors import CurrencyRequired, StatementNotFound
+from app.statements.lines import build_content, first_activity, last_instant
+from app.statements.models import Statement
+from app.timestamps import utcnow
+
+NOT_FOUND_MESSAGE = "No such statement."
+
+
+@dataclass(frozen=True, slots=True)
+class StatementSummary:
+    """One row of an artist's list of statements."""
+
+    period: str
+    currency: str
+    closed: bool
+    closing_minor: int
+
+    def money(self, minor: int) -> Money:
+        return Money(minor, self.currency)
+
+
+def readable_artist(session: Session, slug: str, user: User | None) -> Artist:
+    """The artist called ``slug`` if ``user`` may read its statements (its owner, an admin).
+
+    Raises StatementNotFound otherwise, also for an unknown slug: the same answer either way.
+    """
+    artist = session.scalar(select(Artist).where(Artist.slug == slug))
+    if artist is None or not can_edit(user, artist):
+        raise StatementNotFound(NOT_FOUND_MESSAGE, {"artist": slug})
+    return artist
+
+
+def currencies(session: Session, artist_id: int) -> dict[str, int]:
+    """The currencies the artist has a payable account in, sorted: currency -> account id."""
+    rows = session.execute(
+        select(LedgerAccount.currency, LedgerAccount.id)
+        .where(LedgerAccount.artist_id == artist_id, LedgerAccount.kind == AccountKind.LIABILITY)
+        .order_by(LedgerAccount.currency)
+    )
+    return {currency: account_id for currency, account_id in rows}
+
+
+def choose_currency(available: Sequence[str], requested: str | None) -> str:
+    """The currency asked for, or the artist's only one.
+
+    Raises StatementNotFound (not one of theirs, or none at all) and CurrencyRequired (several,
+    and none asked for).
+    """
+    if requested is not None:
+        if requested.upper() not in available:
+            raise StatementNotFound(NOT_FOUND_MESSAGE, {"currency": requested})
+        return requested.upper()
+    if not available:
+        raise StatementNotFound("This artist has no statements yet.")
+    if len(available) > 1:
+        raise CurrencyRequired(
+            f"This artist has statements in {', '.join(available)}: choose one.",
+            {"currency": list(available)},
+        )
+    return available[0]
+
+
+def statement(
+    session: Session, artist: Artist, key: str, currency: str, *, now: datetime | None = None
+) -> StatementView:
+    """The artist's statement for period ``key`` in ``currency``: frozen for a closed
+    period (stored now if it was not yet), live and provisional for any other.
+
+    Raises InvalidInput (a key that is not ``YYYY-MM``), StatementNotFound (a period that has
+    not begun, or a currency the artist has no account in) and StatementOutOfBalance.
+    """
+    starts_at, _ = bounds(key)
+    if (now or utcnow()) < starts_at:
+        raise StatementNotFound(NOT_FOUND_MESSAGE, {"period": key})
+    account_id = currencies(session, artist.id).get(currency)
+    if account_id is None:
+        raise StatementNotFound(NOT_FOUND_MESSAGE, {"currency": currency})
+    period = session.scalar(select(Period).where(Period.key == key))
+    if period is None or period.status is not PeriodStatus.CLOSED:
+        live = build_content(session, artist, key, currency, account_id, closed=False)
+        return StatementView(live)
+    return _frozen(session, artist, period, currency, account_id)
+
+
+def _frozen(
+    session: Session, artist: Artist, period: Period, currency: str, account_id: int
+) -> StatementView:
+    """The stored statement, written first if this is its first reading (also under a race:
+    of two first readers one inserts, and both read its row)."""
+    row = _stored(session, artist.id, period.id, currency)
+    if row is None:
+        content = build_content(session, artist, period.key, currency, account_id, closed=True)
+        session.execute(
+            insert_unless_exists(session, Statement, ["artist_id", "period_id", "currency"]).values(
+                artist_id=artist.id,
+                period_id=period.id,
+                currency=currency,
+                content=content.canonical_json().decode("utf-8"),
+                content_hash=content.content_hash(),
+                created_at=utcnow(),
+            )
+        )
+        row = _stored(session, artist.id, period.id, currency)
+        assert row is not None  # inserted just now, or by the reader that won the race
+    if hashlib.sha256(row.content.encode("utf-8")).hexdigest() != row.content_hash:
+        raise RuntimeError(f"frozen statement {row.id} does not match its content hash")
+    return StatementView(from_json(row.content), row.content_hash)
+
+
+def _stored(session: Session, artist_id: int, period_id: int, currency: str) -> Statement | None:
+    return session.scalar(
+        select(Statement).where(
+            Statement.artist_id == artist_id,
+            Statement.period_id == period_id,
+            Statement.currency == currency,
+        )
+    )
+
+
+def artist_statements(
+    session: Session, artist: Artist, *, now: datetime | None = None
+) -> list[StatementSummary]:
+    """Every statement of the artist, newest period first (currencies in order), with its
+    closing balance read from the ledger."""
+    accounts = currencies(session, artist.id)
+    first = first_activity(session, list(accounts.values()))
+    if first is None:
+        return []
+    closed = set(
+        session.scalars(select(Period.key).where(Period.status == PeriodStatus.CLOSED)).all()
+    )
+    keys = _months(period_key(first), period_key(now or utcnow()))
+    summaries: list[StatementSummary] = []
+    for key in reversed(keys):
+        owed = ledger.artist_balances(session, artist.id, at=last_instant(bounds(key)[1]))
+        summaries += [
+            StatementSummary(key, currency, key in closed, owed.get(currency, 0))
+            for currency in accounts
+        ]
+    return summaries
+
+
+def _months(first: str, last: str) -> list[str]:
+    """The keys from ``first`` to ``last``, inclusive (none if ``last`` is earlier)."""
+    keys: list[str] = []
+    key = first
+    while key <= last:
+        keys.append(key)
+        key = next_key(key)
+    return keys
