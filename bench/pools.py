@@ -43,7 +43,8 @@ Figures, as ``name = value`` lines, medians of ``--repeat`` runs after one warm-
   WHERE period_id = ... GROUP BY track_id`` of the same table, all rows fetched. The raw
   times are ``close_pro_rata_ms``, ``close_user_centric_ms`` and ``bare_group_by_ms``.
   Goal: at most 3. The load also fills the listeners' period counters (``period_listeners``)
-  as counting each play and impression would have, since the ``user_centric`` close reads them.
+  and each track's plays per day (``track_play_days``) as counting each play and impression
+  would have, since the ``user_centric`` close and the dashboard read them.
 - ``heartbeats_per_second``: ``POST /api/v1/plays/<id>/heartbeat`` through the WSGI app in
   this process (Flask's test client, with the listener cookie and the CSRF token a browser
   sends), the process pinned to one CPU (``os.sched_setaffinity``; PostgreSQL runs
@@ -439,6 +440,15 @@ FROM ad_campaigns WHERE NOT is_house
 """
 
 
+# Each track's counted plays per UTC day, as counting each play would have kept them.
+PLAY_DAYS_SQL = """
+INSERT INTO track_play_days (track_id, day, plays)
+SELECT track_id, CAST(timezone('UTC', counted_at) AS date), count(*)
+FROM plays WHERE outcome = 'counted'
+GROUP BY track_id, CAST(timezone('UTC', counted_at) AS date)
+"""
+
+
 def load_data(app: Any, sizes: Sizes) -> float:
     """Load the catalogue, listeners, plays and impressions (module docstring); seconds."""
     from sqlalchemy import text
@@ -501,10 +511,12 @@ def load_data(app: Any, sizes: Sizes) -> float:
         with Session(bind=conn) as counting:
             recount_landed(counting, period_id)
             counting.flush()
-        progress(f"listener counters: {time.perf_counter() - started:.0f} s")
+        conn.execute(text(PLAY_DAYS_SQL))
+        progress(f"listener counters and play days: {time.perf_counter() - started:.0f} s")
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("users", "artists", "releases", "tracks", "listeners", "plays",
-                      "ad_impressions", "ad_campaigns", "periods", "period_listeners"):  # fmt: skip
+                      "ad_impressions", "ad_campaigns", "periods", "period_listeners",
+                      "track_play_days"):  # fmt: skip
             conn.execute(text(f"VACUUM ANALYZE {table}"))
     seconds = time.perf_counter() - started
     progress(f"loaded and vacuumed: {seconds:.0f} s")
