@@ -13,6 +13,7 @@ one line naming each of them.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -193,6 +194,7 @@ def load_settings(
 FEE_POLICIES = ("platform_absorbs", "deduct_before_split")
 PAYMENT_GATEWAYS = ("sandbox", "stripe")
 POOL_MODELS = ("pro_rata", "user_centric")
+_PAYOUT_MINIMUM = re.compile(r"^[A-Z]{3}:[0-9]{1,15}$", re.ASCII)
 BPS_WHOLE = 10_000
 
 
@@ -218,6 +220,14 @@ def _check_money(settings: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"{ENV_PREFIX}{name}: cannot be negative")
     if int(settings["MAX_PRICE_MINOR"]) < 1:
         raise ConfigurationError(f"{ENV_PREFIX}MAX_PRICE_MINOR: must be at least 1")
+    for part in filter(None, (p.strip() for p in str(settings["PAYOUT_MINIMUMS"]).split(","))):
+        if not _PAYOUT_MINIMUM.match(part):
+            raise ConfigurationError(
+                f"{ENV_PREFIX}PAYOUT_MINIMUMS: write currency:minor_units pairs separated by "
+                f"commas (USD:2500,EUR:2500), not {part!r}"
+            )
+    if int(settings["STATEMENT_DETAIL_LINES_MAX"]) < 0:
+        raise ConfigurationError(f"{ENV_PREFIX}STATEMENT_DETAIL_LINES_MAX: cannot be negative")
 
 
 def _instance_secret(path: Path) -> str:

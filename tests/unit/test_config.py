@@ -59,3 +59,15 @@ def test_production_start_up_stops_with_one_line(tmp_path):
         "megabox: missing production settings: MEGABOX_SECRET_KEY, MEGABOX_DATABASE_URL, "
         "MEGABOX_KEK (or MEGABOX_KEK_FILE)"
     ]
+
+
+@pytest.mark.parametrize("minimums", ["USD:abc", "usd:2500", "USD2500", "USD:-5,EUR:100"])
+def test_a_malformed_payout_minimum_is_a_clear_error(tmp_path, minimums):
+    environ = {"MEGABOX_INSTANCE_PATH": str(tmp_path), "MEGABOX_PAYOUT_MINIMUMS": minimums}
+    with pytest.raises(ConfigurationError, match="MEGABOX_PAYOUT_MINIMUMS"):
+        load_settings(environ=environ)
+
+
+def test_payout_minimums_name_each_currency(tmp_path):
+    environ = {"MEGABOX_INSTANCE_PATH": str(tmp_path), "MEGABOX_PAYOUT_MINIMUMS": "USD:1000, EUR:0"}
+    assert load_settings(environ=environ)["PAYOUT_MINIMUMS"] == "USD:1000, EUR:0"
