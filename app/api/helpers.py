@@ -83,6 +83,6 @@ def _query_int(name: str, default: int) -> int:
     # database raise. ``int()`` alone would also take "1_0", " 7 " and non-ASCII digits.
     if _WHOLE_NUMBER.fullmatch(raw) is None or int(raw) > SQL_BIGINT_MAX:
         raise InvalidBody(
-            f"{name} must be a whole number up to {SQL_BIGINT_MAX}.", {name: raw[:40]}
+            f"Write {name} as a whole number, such as {default or 20}.", {name: raw[:40]}
         )
     return int(raw)

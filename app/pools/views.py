@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from app.accounts.current import admin_required, viewer
 from app.extensions import db
 from app.pools import service
+from app.pools.errors import PeriodNotOver
 from app.pools.models import PoolModel
 from app.pools.schemas import MODEL_LABELS, MonthForm, load_close_form, load_settings_form
 from app.timestamps import utcnow
@@ -68,9 +69,14 @@ def save_settings(key: str) -> Any:
 def close(key: str) -> Response:
     values = load_close_form(request.form)
     now = utcnow()
-    closed = service.close_period(
-        db.session, current_app.config, key, closed_by=viewer(), now=now, **values
-    )
+    try:
+        closed = service.close_period(
+            db.session, current_app.config, key, closed_by=viewer(), now=now, **values
+        )
+    except PeriodNotOver as exc:
+        # Back to the month's page whatever the browser sends as its referrer.
+        flash(exc.message, "error")
+        return redirect(url_for("pools.period", key=key))
     if closed.closed_at != now:
         flash(f"{key} was already closed; nothing changed.", "info")
     else:
