@@ -21,14 +21,16 @@ statement of a hundred thousand sales is a handful of queries.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import (
+    BigInteger, ColumnElement, String, Text, any_, cast, func, literal, select, type_coerce,
+)  # fmt: skip
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.catalog.models import Artist
@@ -56,7 +58,7 @@ from app.statements.content import (
     StatementContent,
 )
 
-# Ids per "IN (...)" list: well under the bound-parameter limits of SQLite and PostgreSQL.
+# Ids per "IN (...)" list on SQLite: well under its bound-parameter limit.
 LOOKUP_BATCH = 1000
 RATE_PLACES = Decimal("0.0001")
 MODEL_LABELS = {"pro_rata": "pro rata", "user_centric": "user-centric"}
@@ -68,22 +70,23 @@ class StatementOutOfBalance(RuntimeError):
     an entry written between the two reads. Nothing is shown or stored then."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+# Named tuples, not frozen dataclasses: a statement makes a hundred thousand of each, and a
+# frozen dataclass sets each field through object.__setattr__.
+class _Entry(NamedTuple):
     amount: int  # the ledger's sign: debit positive
     transaction_id: int
     kind: str
     key: str
-    effective_at: datetime
+    at: str  # ISO 8601: the transaction's effective time, as the line shows it
     description: str
+    order_id: int | None  # the order an ``order:<id>:...`` key names
 
     def key_part(self, index: int) -> str:
         parts = self.key.split(":")
         return parts[index] if len(parts) > index else ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
+class _Item(NamedTuple):
     title: str
     kind: str
     amount_minor: int
@@ -92,12 +95,10 @@ class _Item:
     fee_minor: int
 
 
-@dataclass(frozen=True, slots=True)
-class _OrderFacts:
+class _OrderFacts(NamedTuple):
     id: int
     public_id: str
-    paid_on: str
-    items: tuple[_Item, ...]
+    items: list[_Item]  # the artist's items in the order, filled as their rows are read
 
 
 def last_instant(moment: datetime) -> datetime:
@@ -154,36 +155,50 @@ def _owed(session: Session, artist_id: int, currency: str, at: datetime) -> int:
 def _entries(
     session: Session, account_id: int, starts_at: datetime, ends_at: datetime
 ) -> list[_Entry]:
+    # Table columns, not the models': a hundred thousand rows come back as plain rows.
+    entry, transaction = LedgerEntry.__table__.c, LedgerTransaction.__table__.c
     rows = session.execute(
         select(
-            LedgerEntry.amount, LedgerTransaction.id, LedgerTransaction.kind,
-            LedgerTransaction.idempotency_key, LedgerTransaction.effective_at,
-            LedgerTransaction.description,
+            entry.amount, transaction.id, transaction.kind, transaction.idempotency_key,
+            transaction.effective_at, transaction.description,
         )  # fmt: skip
-        .join(LedgerTransaction, LedgerEntry.transaction_id == LedgerTransaction.id)
+        .join_from(LedgerEntry.__table__, LedgerTransaction.__table__,
+                   entry.transaction_id == transaction.id)  # fmt: skip
         .where(
-            LedgerEntry.account_id == account_id,
-            LedgerTransaction.effective_at >= starts_at,
-            LedgerTransaction.effective_at < ends_at,
+            entry.account_id == account_id,
+            transaction.effective_at >= starts_at,
+            transaction.effective_at < ends_at,
         )
-        .order_by(LedgerTransaction.effective_at, LedgerTransaction.id, LedgerEntry.id)
-    )
-    return [_Entry(int(amount), *rest) for amount, *rest in rows]
+        .order_by(transaction.effective_at, transaction.id, entry.id)
+    ).all()  # fetched at once: row by row costs more than the query
+    return [
+        _Entry(amount, transaction_id, kind, key, at.isoformat(), description, _order_id(key))
+        for amount, transaction_id, kind, key, at, description in rows
+    ]
 
 
-def _batches(ids: Iterable[int]) -> Iterable[list[int]]:
+def _among(session: Session, column: Any, ids: Iterable[int]) -> Iterable[ColumnElement[bool]]:
+    """Conditions ``column IN ids`` that together cover ``ids``: on PostgreSQL one, the ids
+    bound as a single array literal (a hundred thousand separate parameters cost far more to
+    send and parse than the query takes to run), elsewhere one per LOOKUP_BATCH ids."""
     ordered = sorted(set(ids))
+    if not ordered:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        array = "{" + ",".join(map(str, ordered)) + "}"
+        yield column == any_(cast(literal(array, Text()), ARRAY(BigInteger)))
+        return
     for start in range(0, len(ordered), LOOKUP_BATCH):
-        yield ordered[start : start + LOOKUP_BATCH]
+        yield column.in_(ordered[start : start + LOOKUP_BATCH])
 
 
 def _as_id(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-def _order_id(entry: _Entry) -> int | None:
+def _order_id(key: str) -> int | None:
     """The order an ``order:<id>:...`` key names."""
-    return _as_id(entry.key_part(1)) if entry.key.startswith("order:") else None
+    return _as_id(key.split(":", 2)[1]) if key.startswith("order:") else None
 
 
 class _Lines:
@@ -195,15 +210,16 @@ class _Lines:
         self.currency = currency
         self.entries = entries
         self.orders = self._orders()
+        self.paid_on = self._paid_on()
         self.transfers = self._transfers()
         self.lines: list[Line] = []
         # Where each order's sale lines are in ``lines``, for its processing fee to find them.
-        self.sale_lines: dict[int, list[int]] = defaultdict(list)
+        self.sale_lines: dict[int, range] = {}
 
     def build(self) -> tuple[list[Line], list[AdShare]]:
         ads: list[AdShare] = []
         for entry in self.entries:
-            order = self.orders.get(_order_id(entry) or 0)
+            order = self.orders.get(entry.order_id or 0)
             if order is not None and entry.kind == SALE:
                 self._sale(entry, order)
             elif order is not None and entry.kind == PROCESSING_FEE and order.id in self.sale_lines:
@@ -221,33 +237,44 @@ class _Lines:
     # Reading what the keys name ----------------------------------------------------------
 
     def _orders(self) -> dict[int, _OrderFacts]:
-        ids = {order_id for entry in self.entries if (order_id := _order_id(entry)) is not None}
-        heads: dict[int, tuple[str, datetime | None]] = {}
-        items: defaultdict[int, list[_Item]] = defaultdict(list)
-        for batch in _batches(ids):
-            for order_id, public_id, paid_at in self.session.execute(
-                select(Order.id, Order.public_id, Order.paid_at).where(Order.id.in_(batch))
-            ):
-                heads[order_id] = (public_id, paid_at)
-            for order_id, *fields in self.session.execute(
-                select(
-                    OrderItem.order_id, OrderItem.title, OrderItem.kind, OrderItem.amount_minor,
-                    OrderItem.extra_minor, OrderItem.artist_share_minor, OrderItem.fee_minor,
-                )  # fmt: skip
-                .where(OrderItem.order_id.in_(batch), OrderItem.artist_id == self.artist_id)
-                .order_by(OrderItem.order_id, OrderItem.id)
-            ):
-                title, kind, *amounts = fields
-                items[order_id].append(_Item(title, str(kind), *(int(a) for a in amounts)))
-        return {
-            order_id: _OrderFacts(
-                order_id,
-                public_id,
-                paid_at.date().isoformat() if paid_at else "",
-                tuple(items[order_id]),
-            )
-            for order_id, (public_id, paid_at) in heads.items()
+        """The orders the entries' keys name, each with the artist's items in it."""
+        ids = {entry.order_id for entry in self.entries if entry.order_id is not None}
+        # Table columns, not the models': plain rows, one per order and item of the artist's.
+        order, item = Order.__table__.c, OrderItem.__table__.c
+        of_artist = (item.order_id == order.id) & (item.artist_id == self.artist_id)
+        query = (
+            select(
+                # The kind's text as stored: no enum made and turned back into text per row.
+                order.id, order.public_id, item.title, type_coerce(item.kind, String()),
+                item.amount_minor, item.extra_minor, item.artist_share_minor, item.fee_minor,
+            )  # fmt: skip
+            .select_from(Order.__table__.outerjoin(OrderItem.__table__, of_artist))
+            .order_by(order.id, item.id)
+        )
+        found: dict[int, _OrderFacts] = {}
+        for among in _among(self.session, order.id, ids):
+            for (order_id, public_id, title, kind, amount, extra, share,
+                 fee) in self.session.execute(query.where(among)).all():  # fmt: skip
+                facts = found.get(order_id)
+                if facts is None:
+                    facts = found[order_id] = _OrderFacts(order_id, public_id, [])
+                if title is not None:
+                    facts.items.append(_Item(title, kind, amount, extra, share, fee))
+        return found
+
+    def _paid_on(self) -> dict[int, str]:
+        """The day each order refunded or charged back here was paid (its lines link to the
+        sale by it); read for those orders alone, a few among many sales."""
+        ids = {
+            entry.order_id
+            for entry in self.entries
+            if entry.order_id is not None and entry.kind in ORDER_REVERSAL_KINDS
         }
+        found: dict[int, str] = {}
+        for among in _among(self.session, Order.id, ids):
+            rows = self.session.execute(select(Order.id, Order.paid_at).where(among))
+            found.update({order_id: paid.date().isoformat() for order_id, paid in rows if paid})
+        return found
 
     def _transfers(self) -> dict[int, str]:
         ids = {
@@ -257,10 +284,8 @@ class _Lines:
             and (payout_id := _as_id(entry.key_part(1))) is not None
         }
         found: dict[int, str] = {}
-        for batch in _batches(ids):
-            rows = self.session.execute(
-                select(Payout.id, Payout.transfer_reference).where(Payout.id.in_(batch))
-            )
+        for among in _among(self.session, Payout.id, ids):
+            rows = self.session.execute(select(Payout.id, Payout.transfer_reference).where(among))
             found.update({payout_id: reference or "" for payout_id, reference in rows})
         return found
 
@@ -268,7 +293,7 @@ class _Lines:
 
     def _line(self, entry: _Entry, **fields: Any) -> Line:
         defaults: dict[str, Any] = {
-            "at": entry.effective_at.isoformat(),
+            "at": entry.at,
             "kind": entry.kind,
             "reference": "",
             "item": entry.description,
@@ -281,17 +306,23 @@ class _Lines:
     def _sale(self, entry: _Entry, order: _OrderFacts) -> None:
         """One line per item of the artist's in the order, the entry split by their shares."""
         items = order.items
-        if not items or not any(item.artist_share_minor for item in items):
+        if len(items) == 1 and items[0].artist_share_minor:
+            shares = [-entry.amount]  # what allocate gives, without its cost
+        elif any(item.artist_share_minor for item in items):
+            shares = allocate(-entry.amount, [item.artist_share_minor for item in items])
+        else:
             self.lines.append(self._line(entry, kind=SALE, reference=order.public_id))
             return
-        shares = allocate(-entry.amount, [item.artist_share_minor for item in items])
+        first = len(self.lines)
+        self.sale_lines[order.id] = range(first, first + len(items))
         for item, share in zip(items, shares, strict=True):
-            self.sale_lines[order.id].append(len(self.lines))
+            # Made directly, not through _line: a statement may hold 100k of these.
             self.lines.append(
-                self._line(
-                    entry, kind=SALE, reference=order.public_id, item=item.title,
+                Line(
+                    at=entry.at, kind=SALE, reference=order.public_id, item=item.title,
+                    amount_minor=share, transaction_id=entry.transaction_id,
                     item_type=item.kind, quantity=1, price_paid_minor=item.amount_minor,
-                    extra_minor=item.extra_minor, fee_minor=0, amount_minor=share,
+                    extra_minor=item.extra_minor, fee_minor=0,
                 )  # fmt: skip
             )
 
@@ -320,7 +351,7 @@ class _Lines:
                 reference=order.public_id,
                 item=", ".join(item.title for item in items) or entry.description,
                 item_type=items[0].kind if len(items) == 1 else "",
-                linked_sale=order.paid_on,
+                linked_sale=self.paid_on.get(order.id, ""),
             )
         )
 
