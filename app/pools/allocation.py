@@ -71,6 +71,7 @@ from sqlalchemy import (
     Select,
     any_,
     bindparam,
+    cast,
     func,
     literal,
     select,
@@ -87,7 +88,7 @@ from app.pools.models import PeriodListener, PoolModel
 # sorts (PostgreSQL's default of 4MB spills to disk). Local to the transaction.
 POSTGRES_WORK_MEM = "256MB"
 # S of the fixed-point weights (``_user_centric_fixed_point``): a share is then known to within
-# pool · Q_t / (I · S) minor units before any exact work, about 1e-6 for a month's data.
+# pool · P_t / (I · S) minor units before any exact work, about 1e-6 for a month's data.
 WEIGHT_SCALE = 2**40
 INT64_MAX = 2**63 - 1
 
@@ -384,28 +385,32 @@ def _user_centric_fixed_point(
     Each weighted listener's weight per play, imps_l / n_l, is taken as the 64-bit integer
     w_l = floor(imps_l · S / n_l) (S = ``scale``, lowered if the largest imps_l · S would not
     fit). One statement merges the plays, in listener order, with the weighted listeners,
-    and groups them by track: P_t, Q_t (the plays of weighted listeners) and W_t = Σ w_l.
-    Since S · A_t lies in [W_t, W_t + Q_t), track t's exact share lies in a known interval
-    of width pool · P · Q_t / D, D = I · P · S (far below a minor unit). Where that leaves a
+    and groups them by track: P_t and W_t = Σ w_l over its plays. Since S · A_t lies in
+    [W_t, W_t + P_t) (each play's w_l is short by less than 1), track t's exact share lies
+    in a known interval of width pool · P · P_t / D, D = I · P · S (far below a minor unit:
+    counting the weighted listeners' plays apart, for a tighter bound, measured slower than
+    the rare exact work it would spare). Where that leaves a
     floor or the largest-remainder order undecided, the tracks concerned get their exact
     shares from their (track, n) groups (``_exact_shares``), so the result is exact always.
     """
-    scale = max(1, min(scale, INT64_MAX // max(weights.largest, 1)))
+    # imps_l · S must fit 64 bits, and so must each track's W_t: all of them together come to
+    # at most S · (the weighted listeners' impressions).
+    ceiling = INT64_MAX // max(weights.largest, weights.weighted_impressions, 1)
+    scale = max(1, min(scale, ceiling))
     plays = inputs.plays
     weight = (weighted.c.imps * literal(scale, BigInteger())) // weighted.c.n
     per_track = (
         select(
             plays.c.track,
             func.count().label("plays"),
-            func.count(weighted.c.listener).label("weighted_plays"),
-            func.coalesce(func.sum(weight), 0).label("weight"),
+            cast(func.coalesce(func.sum(weight), 0), BigInteger).label("weight"),
         )
         .select_from(plays.outerjoin(weighted, weighted.c.listener == plays.c.listener))
         .group_by(plays.c.track)
     )
     with _merge_join(db):
-        rows = [(track, int(p), int(q), int(w)) for track, p, q, w in db.execute(per_track)]
-    total = sum(p for _, p, _, _ in rows)
+        rows = db.execute(per_track).all()
+    total = sum(p for _, p, _ in rows)
     weights.check(total)
     if total == 0:
         return Allocation(PoolModel.USER_CENTRIC, 0, 0, [])
@@ -414,9 +419,9 @@ def _user_centric_fixed_point(
     exact = _Exact(db, inputs, weighted, pool, total, impressions, orphans)
     candidates: list[Candidate] = []
     undecided: list[Candidate] = []  # the floor itself is undecided
-    for track, track_plays, weighted_plays, weight_sum in rows:
+    for track, track_plays, weight_sum in rows:
         low = pool * (total * weight_sum + scale * orphans * track_plays)
-        high = low + pool * total * weighted_plays
+        high = low + pool * total * track_plays
         whole = low // denominator
         candidate = Candidate(track, track_plays, whole, low - whole * denominator)
         candidate.high = high - whole * denominator

@@ -102,19 +102,18 @@ class PeriodListener(db.Model):
 
 
 class PeriodAllocation(db.Model):
-    """One track's share of a closed period's pool. Kept if the track is deleted later."""
+    """One track's share of a closed period's pool. Kept as it is if the track is deleted."""
 
     __tablename__ = "period_allocations"
     __table_args__ = (CheckConstraint("amount_minor >= 0", name="amount_non_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("periods.id"), index=True)
-    track_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tracks.id", ondelete="SET NULL"), index=True
-    )
-    artist_id: Mapped[int | None] = mapped_column(
-        ForeignKey("artists.id", ondelete="SET NULL"), index=True
-    )
+    # The track and its artist as they were at the close, like the title: a frozen record,
+    # not a reference kept in step with the catalogue (a deleted track's id stays). Without
+    # foreign keys, writing a month's tens of thousands of rows costs no trigger per row.
+    track_id: Mapped[int | None] = mapped_column(index=True)
+    artist_id: Mapped[int | None] = mapped_column(index=True)
     track_title: Mapped[str] = mapped_column(String(TRACK_TITLE_MAX_LENGTH))
     plays: Mapped[int]
     amount_minor: Mapped[int] = mapped_column(BigInteger())

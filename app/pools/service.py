@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, bindparam, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -391,9 +391,9 @@ def close_period(
     revenue, source = _revenue(landed, period, None)
     bps = int(config["AD_POOL_SHARE_BPS"])
     split = _split(landed, revenue, bps, period.model, repair=True)
-    _write_allocations(session, period, split.allocation)
+    by_artist = _write_allocations(session, period, split.allocation)
     effective_at = min(now, period.ends_at - LAST_INSTANT)
-    transaction = _post(session, period, revenue, split, effective_at)
+    transaction = _post(session, period, revenue, split, by_artist, effective_at)
     period.status = PeriodStatus.CLOSED
     period.revenue_source = source
     period.closed_revenue_minor = revenue
@@ -559,19 +559,22 @@ def _frozen(session: Session, period: Period) -> PoolPreview:
     )
 
 
-def _write_allocations(session: Session, period: Period, allocation: Allocation) -> None:
-    """One PeriodAllocation per track that had earning plays, with its title and artist.
+def _write_allocations(session: Session, period: Period, allocation: Allocation) -> dict[int, int]:
+    """One PeriodAllocation per track that had earning plays, with its title and artist;
+    returns what the allocation gives each artist (those given something).
 
-    On PostgreSQL the shares go over as three arrays and one INSERT ... SELECT joins the
-    tracks (a period pays tens of thousands of tracks); elsewhere, rows in one executemany.
+    On PostgreSQL the shares go over as three arrays (as text, which PostgreSQL parses faster
+    than the driver writes lists) and one INSERT ... SELECT joins the tracks and returns the
+    rows to sum by artist (a period pays tens of thousands of tracks); elsewhere, rows in one
+    executemany. Raises RuntimeError when a track was deleted while the period closed.
     """
     if not allocation.shares:
-        return
+        return {}
     if session.get_bind().dialect.name == "postgresql":
         shares = func.unnest(
-            bindparam("tracks", [share.track for share in allocation.shares], ARRAY(Integer)),
-            bindparam("plays", [share.plays for share in allocation.shares], ARRAY(BigInteger)),
-            bindparam("amounts", [share.amount for share in allocation.shares], ARRAY(BigInteger)),
+            _int_array("tracks", [share.track for share in allocation.shares], Integer),
+            _int_array("plays", [share.plays for share in allocation.shares], BigInteger),
+            _int_array("amounts", [share.amount for share in allocation.shares], BigInteger),
         ).table_valued("track", "plays", "amount").render_derived(name="shares")
         rows = select(
             literal(period.id), Track.id, Release.artist_id,
@@ -581,8 +584,18 @@ def _write_allocations(session: Session, period: Period, allocation: Allocation)
             .outerjoin(Release, Release.id == Track.release_id)
         )  # fmt: skip
         columns = ["period_id", "track_id", "artist_id", "track_title", "plays", "amount_minor"]
-        session.execute(insert(PeriodAllocation).from_select(columns, rows))
-        return
+        written = (
+            insert(PeriodAllocation)
+            .from_select(columns, rows)
+            .returning(PeriodAllocation.artist_id, PeriodAllocation.amount_minor)
+            .cte("written")
+        )
+        paid = (
+            select(written.c.artist_id, func.sum(written.c.amount_minor))
+            .where(written.c.amount_minor > 0)
+            .group_by(written.c.artist_id)
+        )
+        return _by_artist((artist_id, int(total)) for artist_id, total in session.execute(paid))
     details = _track_details(session, [share.track for share in allocation.shares])
     values = []
     for share in allocation.shares:
@@ -598,22 +611,24 @@ def _write_allocations(session: Session, period: Period, allocation: Allocation)
             }
         )
     session.execute(insert(PeriodAllocation), values)
+    return _by_artist((row["artist_id"], row["amount_minor"]) for row in values)
 
 
-def _allocated_by_artist(session: Session, period_id: int) -> dict[int, int]:
-    """What the period's allocation gives each artist (those given something)."""
-    rows = session.execute(
-        select(PeriodAllocation.artist_id, func.sum(PeriodAllocation.amount_minor))
-        .where(PeriodAllocation.period_id == period_id, PeriodAllocation.amount_minor > 0)
-        .group_by(PeriodAllocation.artist_id)
-        .order_by(PeriodAllocation.artist_id)
-    )
-    by_artist = {artist_id: int(total) for artist_id, total in rows}
-    if None in by_artist:
-        # A track deleted while the period closed: its share has nobody to go to. Its plays
-        # went with it, so closing again allocates without it.
-        raise RuntimeError("a track of the allocation was deleted during the close; close again")
-    return by_artist
+def _int_array(name: str, values: list[int], item: Any) -> Any:
+    return cast(bindparam(name, "{" + ",".join(map(str, values)) + "}", String), ARRAY(item))
+
+
+def _by_artist(amounts: Iterable[tuple[int | None, int]]) -> dict[int, int]:
+    by_artist: dict[int, int] = {}
+    for artist_id, amount in amounts:
+        if amount <= 0:
+            continue
+        if artist_id is None:
+            # A track deleted while the period closed: its share has nobody to go to. Its
+            # plays went with it, so closing again allocates without it.
+            raise RuntimeError("a track of the allocation was deleted during the close; close again")
+        by_artist[artist_id] = by_artist.get(artist_id, 0) + amount
+    return dict(sorted(by_artist.items()))
 
 
 def _post(
@@ -621,13 +636,14 @@ def _post(
     period: Period,
     revenue: int,
     split: _Split,
+    by_artist: Mapping[int, int],
     effective_at: datetime,
 ) -> LedgerTransaction | None:
-    """The period's one ledger transaction (module docstring); None without revenue."""
+    """The period's one ledger transaction (module docstring); None without revenue.
+    ``by_artist`` is what the allocation gives each artist."""
     if revenue == 0:
         return None
     currency = period.currency
-    by_artist = _allocated_by_artist(session, period.id)
     payables = _artist_payables(session, list(by_artist), currency)
     receivable = ledger.account(
         session, platform_code(ADS_RECEIVABLE, currency), AccountKind.ASSET, currency
@@ -670,19 +686,12 @@ def _artist_payables(
     for start in range(0, len(artist_ids), LOOKUP_BATCH):
         batch = artist_ids[start : start + LOOKUP_BATCH]
         codes = {artist_payable_code(artist_id, currency): artist_id for artist_id in batch}
-        session.execute(
-            insert_unless_exists(session, LedgerAccount, ["code"]),
-            [
-                {
-                    "code": code,
-                    "kind": AccountKind.LIABILITY,
-                    "currency": currency,
-                    "artist_id": artist_id,
-                    "created_at": now,
-                }
-                for code, artist_id in codes.items()
-            ],
-        )
+        rows = [
+            {"code": code, "kind": AccountKind.LIABILITY, "currency": currency,
+             "artist_id": artist_id, "created_at": now}
+            for code, artist_id in codes.items()
+        ]  # fmt: skip
+        session.execute(insert_unless_exists(session, LedgerAccount, ["code"]), rows)
         for account in session.scalars(select(LedgerAccount).where(LedgerAccount.code.in_(codes))):
             artist_id = codes[account.code]
             if (account.kind, account.currency, account.artist_id) != (

@@ -41,6 +41,10 @@ def upgrade():
     op.create_index('ix_plays_period_listener', 'plays', ['period_id', 'listener_id'],
                     unique=False, postgresql_include=['track_id'],
                     postgresql_where=sa.text('earns'), sqlite_where=sa.text('earns'))
+    # A closed period's allocation is a frozen record of the tracks and artists as they were.
+    with op.batch_alter_table('period_allocations', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('fk_period_allocations_track_id_tracks'), type_='foreignkey')
+        batch_op.drop_constraint(op.f('fk_period_allocations_artist_id_artists'), type_='foreignkey')
     # The counters of what landed before this revision.
     op.execute(
         "INSERT INTO period_listeners (period_id, listener_id, earning_plays, impressions) "
@@ -67,6 +71,9 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('period_allocations', schema=None) as batch_op:
+        batch_op.create_foreign_key(op.f('fk_period_allocations_artist_id_artists'), 'artists', ['artist_id'], ['id'], ondelete='SET NULL')
+        batch_op.create_foreign_key(op.f('fk_period_allocations_track_id_tracks'), 'tracks', ['track_id'], ['id'], ondelete='SET NULL')
     op.drop_table('track_play_days')
     op.drop_index('ix_plays_period_listener', table_name='plays')
     op.drop_table('period_listeners')
