@@ -45,6 +45,7 @@ from app.payouts.service import (
     recent_runs,
 )
 from app.plays.models import TrackPlayDay
+from app.extensions import db
 from app.pools.models import Period, PeriodAllocation, PeriodStatus
 from app.pools.periods import bounds, period_key
 from app.pools.service import AD_POOL_KIND
@@ -122,10 +123,11 @@ class Dashboard:
 
 
 def owned_artist(user: User, slug: str | None) -> Artist | None:
-    """The user's artist profile called ``slug``, or their first one when no slug is given.
+    """The user's artist profile called ``slug``, or their first one when no slug is given;
+    an administrator may name any artist.
 
-    None when the user has no profile. Raises ArtistNotFound for a slug the user does not own,
-    exactly as for one that does not exist, so a guessed slug learns nothing.
+    None when the user has no profile. Raises ArtistNotFound for a slug the user may not
+    see, exactly as for one that does not exist, so a guessed slug learns nothing.
     """
     artists = sorted(user.artists, key=lambda artist: artist.id)
     if slug is None:
@@ -133,6 +135,10 @@ def owned_artist(user: User, slug: str | None) -> Artist | None:
     for artist in artists:
         if artist.slug == slug:
             return artist
+    if user.is_admin:
+        found = db.session.scalar(select(Artist).where(Artist.slug == slug))
+        if found is not None:
+            return found
     raise ArtistNotFound(f"No artist called {slug!r}.")
 
 
@@ -390,9 +396,12 @@ def month_totals(session: Session) -> list[MonthTotals]:
     for key, code, kind, currency, amount in rows:
         row = totals.setdefault((str(key), currency), MonthTotals(str(key), currency))
         _add(row, _purpose(code), kind, int(amount))
-    for period in session.scalars(select(Period)):
-        key = (period.key, period.currency)
-        totals.setdefault(key, MonthTotals(*key)).period = period
+    periods = {period.key: period for period in session.scalars(select(Period))}
+    for period in periods.values():
+        totals.setdefault((period.key, period.currency), MonthTotals(period.key, period.currency))
+    for row in totals.values():
+        # A month's period is one, whatever currency its sales were in.
+        row.period = periods.get(row.month)
     return sorted(totals.values(), key=lambda row: (row.month, row.currency), reverse=True)
 
 

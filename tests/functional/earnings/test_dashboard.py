@@ -187,3 +187,11 @@ def test_an_owner_of_two_profiles_switches_between_them(
     assert "<h1>Night Owls</h1>" in first_page and "?artist=day-larks" in first_page
     second_page = client.get(f"/studio/earnings?artist={second.slug}").get_data(as_text=True)
     assert "<h1>Day Larks</h1>" in second_page
+
+
+def test_an_administrator_may_open_any_artists_dashboard(client: Any, auth: Any) -> None:
+    artist = ArtistFactory(owner=UserFactory(), name="Night Shift", slug="night-shift")
+    auth.login(UserFactory(is_admin=True).email)
+    page = client.get(f"/studio/earnings?artist={artist.slug}")
+    assert page.status_code == 200 and "Night Shift" in page.get_data(as_text=True)
+    assert client.get("/studio/earnings?artist=no-such-artist").status_code == 404
