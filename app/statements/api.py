@@ -37,6 +37,7 @@ def list_statements(slug: str) -> Response:
         }
         for summary in service.artist_statements(db.session, artist)
     ]
+    db.session.commit()  # a closed period's statements are frozen on their first listing
     return jsonify(StatementSummarySchema(many=True).dump(summaries))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import click
@@ -22,17 +23,20 @@ from app.statements.render import FORMATS, render
     help="The file's format.",
 )  # fmt: skip
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-    help="The file to write.",
+    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    required=True, help="The file to write, or - for standard output.",
 )  # fmt: skip
 @click.option("--currency", help="The statement's currency, when the artist has several.")
 def statement_command(
     artist_slug: str, period: str, fmt: str, output: Path, currency: str | None
 ) -> None:
-    """Write ARTIST_SLUG's statement for PERIOD (YYYY-MM, e.g. 2026-11) to a file.
+    """Write ARTIST_SLUG's statement for PERIOD (YYYY-MM, e.g. 2026-11) to a file, or to
+    standard output with ``-o -`` (what is said about it then goes to standard error).
 
     A closed period's statement is frozen the first time it is made, so every later file is
-    byte for byte the same; an open period's is provisional.
+    byte for byte the same; an open period's is provisional. A final statement's "content
+    sha256" is its frozen content's hash, the one the statement shows in every format; a
+    file's own "file sha256" is that of the bytes written.
     """
     if fmt not in FORMATS:
         raise CommandError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
@@ -45,6 +49,11 @@ def statement_command(
         db.session.rollback()
         raise CommandError(exc.message) from None
     db.session.commit()  # a closed period's statement was frozen just now
-    output.write_bytes(body)
-    state = "provisional" if view.provisional else f"final, sha256 {view.content_hash}"
-    click.echo(f"wrote {output} ({fmt}, {len(body):,} bytes; {state})")
+    state = "provisional" if view.provisional else f"final, content sha256 {view.content_hash}"
+    with click.open_file(str(output), "wb") as stream:  # "-" is standard output
+        stream.write(body)
+    if str(output) == "-":
+        click.echo(f"wrote standard output ({fmt}, {len(body):,} bytes; {state})", err=True)
+        return
+    file_hash = hashlib.sha256(body).hexdigest()
+    click.echo(f"wrote {output} ({fmt}, {len(body):,} bytes; {state}; file sha256 {file_hash})")

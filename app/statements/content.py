@@ -22,13 +22,15 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from operator import attrgetter
 from typing import Any
 
 from app.commerce.posting import CHARGEBACK, PROCESSING_FEE, REFUND, SALE, SALE_REINSTATED
 from app.ledger.money import Money
+from app.pools.periods import bounds
+from app.pools.service import LAST_INSTANT
 
 CONTENT_VERSION = 2
 
@@ -117,12 +119,21 @@ class AdShare:
     rate_per_1000: str  # the artist's amount per 1000 of their plays, in major units
     tracks: tuple[AdTrack, ...] = ()
 
+    def rate_per_1000_minor(self) -> int:
+        """The amount per 1000 plays in minor units, rounded half to even: what statements
+        show (``rate_per_1000`` keeps four places, for the API)."""
+        if self.plays == 0:
+            return 0
+        quotient, remainder = divmod(self.amount_minor * 1000, self.plays)
+        if 2 * remainder > self.plays or (2 * remainder == self.plays and quotient % 2):
+            quotient += 1
+        return quotient
+
 
 @dataclass(frozen=True, slots=True)
 class ItemTotal:
-    """The lines of one kind and item added up (a track's sales in the period)."""
+    """The sale lines of one item added up (a track's sales in the period)."""
 
-    kind: str
     item: str
     item_type: str
     lines: int
@@ -132,18 +143,16 @@ class ItemTotal:
     fee_minor: int
     amount_minor: int
 
-    @property
-    def label(self) -> str:
-        return KIND_LABELS.get(self.kind, self.kind.replace("_", " ").capitalize())
-
 
 @dataclass(frozen=True, slots=True)
 class StatementContent:
     artist_slug: str
     artist_name: str
     period: str
+    # What the statement covers: the calendar month, unless a close early in it or in the
+    # month before moved a bound (``app.statements.lines``).
     starts_at: str
-    ends_at: str  # exclusive: the first instant of the next period
+    ends_at: str  # exclusive: the first instant of the next statement
     currency: str
     closed: bool
     opening_minor: int
@@ -173,31 +182,61 @@ class StatementContent:
 
     @property
     def last_day(self) -> str:
-        """The period's last day, ``YYYY-MM-DD``: the one before ``ends_at``."""
-        return (datetime.fromisoformat(self.ends_at) - timedelta(days=1)).date().isoformat()
+        """The statement's last day, ``YYYY-MM-DD``: the day of the instant before ``ends_at``."""
+        return (datetime.fromisoformat(self.ends_at) - LAST_INSTANT).date().isoformat()
+
+    @property
+    def starts_late(self) -> bool:
+        """Whether the statement starts after its month does (the month before closed early)."""
+        return datetime.fromisoformat(self.starts_at) != bounds(self.period)[0]
+
+    @property
+    def ends_early(self) -> bool:
+        """Whether the statement ends before its month does (the month was closed early)."""
+        return datetime.fromisoformat(self.ends_at) != bounds(self.period)[1]
+
+    def span(self) -> tuple[str, str, str]:
+        """What the statement covers, for people: its first and last moments, and a note when
+        that is not the calendar month. Days alone at a month's bound, the time too at a
+        close: ("1 Dec", "3 Dec 2026, 10:04", "the month was closed early")."""
+        starts_at = datetime.fromisoformat(self.starts_at)
+        ends_at = datetime.fromisoformat(self.ends_at)
+        at_midnight = ends_at.time() == time()
+        # At midnight, the last day is the one before; at a close, the close itself.
+        last = ends_at - (timedelta(days=1) if at_midnight else LAST_INSTANT)
+        first = _moment(starts_at, year=starts_at.year != last.year)
+        notes: list[str] = []
+        if self.starts_late:
+            notes.append(f"{starts_at:%B %Y} was closed early")
+        if self.ends_early:
+            notes.append("the month was closed early")
+        return first, _moment(last, year=True, day_only=at_midnight), "; ".join(notes)
+
+    def span_label(self) -> str:
+        """``span`` in one line: "1 Dec – 3 Dec 2026, 10:04 UTC (the month was closed early)"."""
+        first, last, note = self.span()
+        return f"{first} – {last} UTC" + (f" ({note})" if note else "")
 
     def earnings_by_day(self) -> list[tuple[str, int]]:
-        """Every day of the period with what the artist earned on it (sales, refunds, ads...)."""
+        """Every day of the statement with what the artist earned on it (sales, ads...)."""
         by_day: defaultdict[str, int] = defaultdict(int)
         for line in self.lines:
             if line.kind in EARNING_KINDS:
                 by_day[line.day] += line.amount_minor
         first = date.fromisoformat(self.starts_at[:10])
-        days = (datetime.fromisoformat(self.ends_at) - datetime.fromisoformat(self.starts_at)).days
+        days = (date.fromisoformat(self.last_day) - first).days + 1
         keys = [(first + timedelta(days=offset)).isoformat() for offset in range(days)]
         return [(key, by_day[key]) for key in keys]
 
-    def by_item(self) -> list[ItemTotal]:
-        """The lines grouped by kind and item (every sale of one track is one row), kinds in
-        the order of ``TOTAL_GROUPS``, then by amount, largest first."""
-        kinds = [kind for group in TOTAL_GROUPS.values() for kind in group]
-        order = {kind: rank for rank, kind in enumerate(kinds)}
-        groups: dict[tuple[str, str, str], list[Line]] = defaultdict(list)
+    def sales_by_item(self) -> list[ItemTotal]:
+        """The sale lines grouped by item (every sale of one track is one row), by amount,
+        largest first."""
+        groups: dict[tuple[str, str], list[Line]] = defaultdict(list)
         for line in self.lines:
-            groups[(line.kind, line.item, line.item_type)].append(line)
+            if line.kind == SALE:
+                groups[(line.item, line.item_type)].append(line)
         totals = [
             ItemTotal(
-                kind=kind,
                 item=item,
                 item_type=item_type,
                 lines=len(lines),
@@ -207,11 +246,13 @@ class StatementContent:
                 fee_minor=sum(line.fee_minor or 0 for line in lines),
                 amount_minor=sum(line.amount_minor for line in lines),
             )
-            for (kind, item, item_type), lines in groups.items()
+            for (item, item_type), lines in groups.items()
         ]
-        return sorted(
-            totals, key=lambda t: (order.get(t.kind, len(order)), t.kind, -t.amount_minor, t.item)
-        )
+        return sorted(totals, key=lambda t: (-t.amount_minor, t.item, t.item_type))
+
+    def rate_per_1000(self, share: AdShare) -> Money:
+        """The share's amount per 1000 plays, rounded to the minor unit, to show."""
+        return self.money(share.rate_per_1000_minor())
 
     def canonical_json(self) -> bytes:
         names, get = _fields_of(StatementContent)
@@ -237,6 +278,16 @@ class StatementContent:
 
 # The first content version that writes each line as an array (module docstring).
 LINES_AS_ARRAYS = 2
+
+
+def _moment(at: datetime, *, year: bool, day_only: bool = False) -> str:
+    """"3 Dec" (``year``: "3 Dec 2026"), or with the time unless at midnight or ``day_only``:
+    "3 Dec 2026, 10:04" (and the seconds, when there are any)."""
+    text = f"{at.day} {at:%b}"
+    if day_only or at.time() == time():
+        return f"{text} {at.year}" if year else text
+    clock = f"{at:%H:%M:%S}" if at.second else f"{at:%H:%M}"
+    return f"{text} {at.year}, {clock}"
 
 
 def hash_of(canonical: bytes) -> str:

@@ -1,17 +1,25 @@
 """A statement's content, read from the ledger: one line per movement of the artist's payable.
 
-The lines are the entries on ``artist_payable:<artist>:<currency>`` effective within the
-period, ``[starts_at, ends_at)``; every entry becomes exactly one line, or is split into
-several (a sale into its items) or folded into another (a deducted processing fee into its
-sale's items) by largest-remainder allocation of the entry's own amount. So the lines add up
-to the entries by construction, and the closing balance, read from the ledger separately at
-the period's last instant, must equal the opening balance plus the lines; ``build_content``
-checks it.
+A statement of month M covers the entries effective in ``[cut(M-1), cut(M))``. A month's cut
+is its end, unless the admin closed it early (``Period.closed_at`` before its end): then it is
+the instant just after the close, that is just after the effective time of its ``period:<key>``
+transaction (or of the close itself, when it posted none). So nothing falls between two
+statements: a sale on 5 December, after December was closed early on the 3rd, is in January's
+statement, which opens where December's closes. Known limit: a posting recorded after a close
+but dated before its cut (a backdated correction) falls in the closed month's range, and a
+statement frozen before it was recorded does not show it.
+
+The lines are the entries on ``artist_payable:<artist>:<currency>`` effective within that
+range; every entry becomes exactly one line, or is split into several (a sale into its items)
+or folded into another (a deducted processing fee into its sale's items) by largest-remainder
+allocation of the entry's own amount. So the lines add up to the entries by construction, and
+the closing balance, read from the ledger separately at the range's last instant, must equal
+the opening balance plus the lines; ``build_content`` checks it.
 
 Balances go by the ledger's ``effective_at`` and its ``at`` is inclusive, so the opening
-balance is the balance at the previous period's last instant (``starts_at`` minus one
-microsecond, the ledger's precision) and the closing one at this period's last instant:
-exactly what ``megabox ledger balance ARTIST --at <last instant>`` prints.
+balance is the balance just before the range starts (minus one microsecond, the ledger's
+precision) and the closing one at its last instant: exactly what ``megabox ledger balance
+ARTIST --at <last instant>`` prints.
 
 What each kind of entry says comes from the rows its transaction's key names: ``order:<id>:...``
 (its items from ``order_items``), ``period:<key>`` (the period and its ``period_allocations``),
@@ -21,7 +29,7 @@ statement of a hundred thousand sales is a handful of queries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -40,8 +48,8 @@ from app.ledger.allocation import allocate
 from app.ledger.models import LedgerEntry, LedgerTransaction
 from app.ledger.money import exponent
 from app.payouts.models import Payout
-from app.pools.models import Period, PeriodAllocation
-from app.pools.periods import bounds
+from app.pools.models import Period, PeriodAllocation, PeriodStatus
+from app.pools.periods import bounds, period_key
 from app.pools.service import AD_POOL_KIND, LAST_INSTANT
 from app.statements.content import (
     AD_SHARE,
@@ -106,14 +114,47 @@ def last_instant(moment: datetime) -> datetime:
     return moment - LAST_INSTANT
 
 
-def build_content(
-    session: Session, artist: Artist, key: str, currency: str, account_id: int, *, closed: bool
-) -> StatementContent:
-    """The statement of ``artist`` for period ``key`` in ``currency`` (payable ``account_id``).
+def early_cuts(session: Session) -> dict[str, datetime]:
+    """The cut of every month closed before its end (module docstring): key -> the instant
+    just after its close. Months closed at or after their end are not here: their cut is
+    their end."""
+    rows = session.execute(
+        select(Period.key, Period.closed_at, LedgerTransaction.effective_at)
+        .outerjoin(LedgerTransaction, LedgerTransaction.id == Period.ledger_transaction_id)
+        .where(Period.status == PeriodStatus.CLOSED, Period.closed_at < Period.ends_at)
+    )
+    return {key: (posted or closed) + LAST_INSTANT for key, closed, posted in rows}
 
-    Raises InvalidInput for a bad key, and StatementOutOfBalance (see the class).
-    """
+
+def month_range(key: str, cuts: Mapping[str, datetime]) -> tuple[datetime, datetime]:
+    """What the statement of month ``key`` covers, ``[start, end)``: from the previous month's
+    cut to its own, given ``early_cuts``. Raises InvalidInput for a bad key."""
     starts_at, ends_at = bounds(key)
+    previous = period_key(last_instant(starts_at))
+    return cuts.get(previous, starts_at), cuts.get(key, ends_at)
+
+
+def statement_range(session: Session, key: str) -> tuple[datetime, datetime]:
+    """``month_range`` of ``key`` with the closes as they are now."""
+    return month_range(key, early_cuts(session))
+
+
+def build_content(
+    session: Session,
+    artist: Artist,
+    key: str,
+    span: tuple[datetime, datetime],
+    currency: str,
+    account_id: int,
+    *,
+    closed: bool,
+) -> StatementContent:
+    """The statement of ``artist`` for month ``key`` in ``currency`` (payable ``account_id``),
+    covering ``span`` (``statement_range``).
+
+    Raises StatementOutOfBalance (see the class).
+    """
+    starts_at, ends_at = span
     opening = _owed(session, artist.id, currency, last_instant(starts_at))
     entries = _entries(session, account_id, starts_at, ends_at)
     lines, ads = _Lines(session, artist.id, currency, entries).build()

@@ -19,7 +19,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.ledger.money import exponent
-from app.statements.content import SALE, Line, StatementContent, StatementView
+from app.statements.content import Line, StatementContent, StatementView
 
 MARGIN = 15 * mm
 CHART_HEIGHT = 55 * mm
@@ -75,10 +75,7 @@ def pdf_document(view: StatementView, detail_lines_max: int) -> bytes:
 
 def _status(view: StatementView) -> str:
     content = view.content
-    span = (
-        f"{content.starts_at[:10]} to {content.ends_at[:10]} (exclusive), UTC, "
-        f"in {content.currency}."
-    )
+    span = f"{content.span_label()}, in {content.currency}."
     if view.provisional:
         return f"Provisional: the period is open and these figures may still change. {span}"
     return f"Final: the period is closed. {span} Content hash (SHA-256): {view.content_hash}"
@@ -134,7 +131,7 @@ def _ads(content: StatementContent) -> list[Flowable]:
                 escape(
                     f"{share.plays:,} counted plays of {share.period_plays:,} in the period, "
                     f"{share.model.replace('_', ' ')} model, "
-                    f"{share.rate_per_1000} {content.currency} per 1000 plays: "
+                    f"{content.rate_per_1000(share).format()} per 1,000 plays: "
                     f"{content.money(share.amount_minor).format()}."
                 ),
                 BODY,
@@ -151,22 +148,21 @@ def _ads(content: StatementContent) -> list[Flowable]:
 
 
 def _by_item(content: StatementContent) -> list[Flowable]:
-    if not content.lines:
-        return [Paragraph("No movements in this period.", BODY)]
-    money = content.money
-    rows: list[list[object]] = [["Type", "Item", "Qty", "Paid", "Extra", "Fee", "Amount"]]
-    for total in content.by_item():
-        sold = [total.price_paid_minor, total.extra_minor, total.fee_minor]
-        rows.append(
-            [
-                total.label, Paragraph(escape(total.item), SMALL),
-                f"{total.quantity:,}" if total.quantity else "",
-                *(money(minor).format() if total.kind == SALE else "" for minor in sold),
-                money(total.amount_minor).format(),
-            ]  # fmt: skip
-        )
-    widths = [25 * mm, 60 * mm, 12 * mm, 20 * mm, 20 * mm, 20 * mm, 23 * mm]
-    return [Paragraph("By item", HEADING), _table(rows, widths)]
+    totals = content.sales_by_item()
+    if not totals:
+        return [Paragraph("No sales in this period.", BODY)]
+    rows: list[list[object]] = [["Item", "Qty", "Paid", "Extra", "Fee", "Amount"]]
+    rows += [
+        [
+            Paragraph(escape(_item(total.item, total.item_type)), SMALL),
+            f"{total.quantity:,}" if total.quantity else "",
+            _amount(content, total.price_paid_minor), _blank_if_zero(content, total.extra_minor),
+            _blank_if_zero(content, total.fee_minor), _amount(content, total.amount_minor),
+        ]  # fmt: skip
+        for total in totals
+    ]
+    widths = [85 * mm, 12 * mm, 20 * mm, 20 * mm, 20 * mm, 23 * mm]
+    return [Paragraph("Sales by item", HEADING), _table(rows, widths)]
 
 
 def _lines(content: StatementContent, detail_lines_max: int) -> list[Flowable]:
@@ -175,22 +171,31 @@ def _lines(content: StatementContent, detail_lines_max: int) -> list[Flowable]:
     if len(content.lines) > detail_lines_max:
         note = f"{len(content.lines):,} lines: the CSV download lists each one."
         return [Paragraph("Lines", HEADING), Paragraph(escape(note), BODY)]
-    money = content.money
-
-    def amount(minor: int | None) -> str:
-        return "" if minor is None else money(minor).format()
-
     rows: list[list[object]] = [["Date", "Type", "Item", "Reference", "Paid", "Fee", "Amount"]]
     rows += [
         [
             line.day, line.label, Paragraph(escape(line.item), SMALL),
             Paragraph(escape(_reference(line)), SMALL),
-            amount(line.price_paid_minor), amount(line.fee_minor), amount(line.amount_minor),
+            _amount(content, line.price_paid_minor), _blank_if_zero(content, line.fee_minor),
+            _amount(content, line.amount_minor),
         ]  # fmt: skip
         for line in content.lines
     ]
     widths = [18 * mm, 22 * mm, 50 * mm, 35 * mm, 18 * mm, 15 * mm, 22 * mm]
     return [Paragraph("Lines", HEADING), _table(rows, widths)]
+
+
+# Blanks as on the page: no figure where a line has none, and no zero fee or extra.
+def _amount(content: StatementContent, minor: int | None) -> str:
+    return "" if minor is None else content.money(minor).format()
+
+
+def _blank_if_zero(content: StatementContent, minor: int | None) -> str:
+    return _amount(content, minor) if minor else ""
+
+
+def _item(item: str, item_type: str) -> str:
+    return f"{item} ({item_type})" if item_type else item
 
 
 def _reference(line: Line) -> str:

@@ -28,7 +28,15 @@ CSV columns (the header row names them; they only ever gain columns at the end):
 ==================  =============================================================================
 
 Amounts are decimals in major units (``7.00``, ``-0.90``; ``700`` for JPY). The opening
-balance plus the ``amount`` of every line is the closing balance.
+balance plus the ``amount`` of every line is the closing balance. When the statement does not
+cover its calendar month (a month closed early, ``app.statements.lines``), the two balance
+rows' ``item`` says what it covers: "Closing balance, 1 Dec – 3 Dec 2026, 10:04 UTC (the
+month was closed early)".
+
+A text cell that a spreadsheet would take for a formula (it starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return: an artist named ``=HYPERLINK(...)``) is written with a
+single quote before it, which spreadsheets read as "this is text". Amounts and other numbers
+are written as they are, so a negative amount stays a number.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from app.statements.content import StatementContent, StatementView
 from app.statements.pdf import pdf_document
 
 FORMATS = ("html", "csv", "pdf")
+# Whole Content-Type values, charset included: sent as they are.
 MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
@@ -59,6 +68,8 @@ CSV_COLUMNS = (
 OPENING_BALANCE = "opening_balance"
 CLOSING_BALANCE = "closing_balance"
 DEFAULT_DETAIL_LINES_MAX = 2000
+# What makes a spreadsheet read a cell as a formula (module docstring).
+FORMULA_STARTS = frozenset("=+-@\t\r")
 STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "statements.css"
 
 
@@ -76,7 +87,7 @@ def earnings_chart(content: StatementContent) -> Markup:
     """The period's earnings by day as an SVG bar chart."""
     return svg_bar_chart(
         [(day[5:], minor) for day, minor in content.earnings_by_day()],
-        title=f"Earnings by day, {content.period} ({content.currency})",
+        title=f"Earnings by day, {content.span_label()} ({content.currency})",
         label=lambda minor: Money(minor, content.currency).format(),
     )
 
@@ -111,6 +122,8 @@ def csv_document(view: StatementView) -> bytes:
     def balance_row(kind: str, day: str, balance: str) -> list[str]:
         row = dict.fromkeys(CSV_COLUMNS, "")
         label = kind.replace("_", " ").capitalize()
+        if content.starts_late or content.ends_early:
+            label = f"{label}, {content.span_label()}"
         row.update(date=day, type=kind, item=label, amount=balance, currency=content.currency)
         return list(row.values())
 
@@ -118,10 +131,11 @@ def csv_document(view: StatementView) -> bytes:
     writer.writerow(balance_row(OPENING_BALANCE, opening_day, amount(content.opening_minor)))
     writer.writerows(
         (
-            line.day, line.kind, line.reference, line.item, line.item_type,
-            "" if line.quantity is None else line.quantity, amount(line.price_paid_minor),
-            amount(line.extra_minor), amount(line.fee_minor), amount(line.amount_minor),
-            content.currency, line.linked_sale, line.transaction_id,
+            line.day, _text_cell(line.kind), _text_cell(line.reference), _text_cell(line.item),
+            _text_cell(line.item_type), "" if line.quantity is None else line.quantity,
+            amount(line.price_paid_minor), amount(line.extra_minor), amount(line.fee_minor),
+            amount(line.amount_minor), content.currency, _text_cell(line.linked_sale),
+            line.transaction_id,
         )  # fmt: skip
         for line in content.lines
     )
@@ -129,6 +143,11 @@ def csv_document(view: StatementView) -> bytes:
         balance_row(CLOSING_BALANCE, content.last_day, amount(content.closing_minor))
     )
     return buffer.getvalue().encode("utf-8")
+
+
+def _text_cell(value: str) -> str:
+    """A text cell as a spreadsheet must see it: as text, never a formula (module docstring)."""
+    return f"'{value}" if value[:1] in FORMULA_STARTS else value
 
 
 def render(view: StatementView, fmt: str) -> bytes:

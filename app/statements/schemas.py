@@ -61,8 +61,16 @@ class StatementSchema(Schema):
         required=True, allow_none=True,
         metadata={"description": "SHA-256 of the frozen content; null while provisional."},
     )  # fmt: skip
-    starts_at = fields.String(required=True)
-    ends_at = fields.String(required=True, metadata={"description": "Exclusive."})
+    starts_at = fields.String(
+        required=True,
+        metadata={"description": "The month's start, or just after the previous month's early "
+                                 "close."},
+    )  # fmt: skip
+    ends_at = fields.String(
+        required=True,
+        metadata={"description": "Exclusive: the next month's start, or just after this "
+                                 "month's early close."},
+    )  # fmt: skip
     opening_minor = fields.Integer(required=True)
     closing_minor = fields.Integer(required=True)
     totals = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)

@@ -2,9 +2,11 @@
 
 There is one statement per artist, period (a pools period, a UTC month ``YYYY-MM``) and
 currency the artist has a payable account in, for every month from the artist's first ledger
-entry to the current one. A statement of a closed period is frozen the first time it is asked
-for (``app.statements.models``) and read from that row ever after; an open period's (or a
-month no period was made for, where nothing was played) is computed live and provisional.
+entry to the current one, and the next one too once the current month is closed early: a
+month's statement begins where the previous one's ends (``app.statements.lines``). A statement
+of a closed period is frozen the first time it is asked for (``app.statements.models``), also
+by the list of statements, and read from that row ever after; an open period's (or a month no
+period was made for, where nothing was played) is computed live and provisional.
 
 Only the artist's owner and admins read an artist's statements; anyone else is told there is
 no such statement (404), exactly as for an artist or period that does not exist.
@@ -15,6 +17,7 @@ of work commits.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,10 +34,17 @@ from app.ledger import service as ledger
 from app.ledger.models import AccountKind, LedgerAccount
 from app.ledger.money import Money
 from app.pools.models import Period, PeriodStatus
-from app.pools.periods import bounds, next_key, period_key
+from app.pools.periods import next_key, period_key
 from app.statements.content import StatementView, from_json, hash_of
 from app.statements.errors import CurrencyRequired, StatementNotFound
-from app.statements.lines import build_content, first_activity, last_instant
+from app.statements.lines import (
+    build_content,
+    early_cuts,
+    first_activity,
+    last_instant,
+    month_range,
+    statement_range,
+)
 from app.statements.models import Statement
 from app.timestamps import utcnow
 
@@ -101,11 +111,11 @@ def statement(
     """The artist's statement for period ``key`` in ``currency``: frozen for a closed
     period (stored now if it was not yet), live and provisional for any other.
 
-    Raises InvalidInput (a key that is not ``YYYY-MM``), StatementNotFound (a period that has
-    not begun, or a currency the artist has no account in) and StatementOutOfBalance.
+    Raises InvalidInput (a key that is not ``YYYY-MM``), StatementNotFound (a statement that
+    has not begun, or a currency the artist has no account in) and StatementOutOfBalance.
     """
-    starts_at, _ = bounds(key)
-    if (now or utcnow()) < starts_at:
+    span = statement_range(session, key)
+    if (now or utcnow()) < span[0]:
         raise StatementNotFound(NOT_FOUND_MESSAGE, {"period": key})
     account_id = currencies(session, artist.id).get(currency)
     if account_id is None:
@@ -113,9 +123,9 @@ def statement(
     period = session.scalar(select(Period).where(Period.key == key))
     with _collector_paused():
         if period is None or period.status is not PeriodStatus.CLOSED:
-            live = build_content(session, artist, key, currency, account_id, closed=False)
+            live = build_content(session, artist, key, span, currency, account_id, closed=False)
             return StatementView(live)
-        return _frozen(session, artist, period, currency, account_id)
+        return _frozen(session, artist, period, span, currency, account_id)
 
 
 @contextmanager
@@ -137,7 +147,12 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _frozen(
-    session: Session, artist: Artist, period: Period, currency: str, account_id: int
+    session: Session,
+    artist: Artist,
+    period: Period,
+    span: tuple[datetime, datetime],
+    currency: str,
+    account_id: int,
 ) -> StatementView:
     """The stored statement, written first if this is its first reading (also under a race:
     of two first readers one inserts, and both read its row).
@@ -147,7 +162,9 @@ def _frozen(
     """
     row = _stored(session, artist.id, period.id, currency)
     if row is None:
-        content = build_content(session, artist, period.key, currency, account_id, closed=True)
+        content = build_content(
+            session, artist, period.key, span, currency, account_id, closed=True
+        )
         canonical = content.canonical_json()
         content_hash = hash_of(canonical)
         inserted = session.execute(
@@ -184,24 +201,62 @@ def _stored(session: Session, artist_id: int, period_id: int, currency: str) -> 
 def artist_statements(
     session: Session, artist: Artist, *, now: datetime | None = None
 ) -> list[StatementSummary]:
-    """Every statement of the artist, newest period first (currencies in order), with its
-    closing balance read from the ledger."""
+    """Every statement of the artist that has begun, newest period first (currencies in
+    order). A closed period's closing balance is its frozen statement's, frozen now if this is
+    its first reading (the caller commits); an open one's is the ledger's at its end, live.
+
+    Raises StatementOutOfBalance (freezing a statement).
+    """
+    now = now or utcnow()
     accounts = currencies(session, artist.id)
     first = first_activity(session, list(accounts.values()))
     if first is None:
         return []
-    closed = set(
-        session.scalars(select(Period.key).where(Period.status == PeriodStatus.CLOSED)).all()
-    )
-    keys = _months(period_key(first), period_key(now or utcnow()))
+    closed = {
+        period.key: period
+        for period in session.scalars(select(Period).where(Period.status == PeriodStatus.CLOSED))
+    }
+    cuts = early_cuts(session)
+    # The month after this one, too, once this one is closed early.
+    keys = _months(period_key(first), next_key(period_key(now)))
     summaries: list[StatementSummary] = []
     for key in reversed(keys):
-        owed = ledger.artist_balances(session, artist.id, at=last_instant(bounds(key)[1]))
+        span = month_range(key, cuts)
+        if now < span[0]:
+            continue
+        period = closed.get(key)
+        if period is None:
+            owed = ledger.artist_balances(session, artist.id, at=last_instant(span[1]))
+            summaries += [
+                StatementSummary(key, currency, False, owed.get(currency, 0))
+                for currency in accounts
+            ]
+            continue
         summaries += [
-            StatementSummary(key, currency, key in closed, owed.get(currency, 0))
-            for currency in accounts
+            StatementSummary(
+                key, currency, True,
+                _frozen_closing(session, artist, period, span, currency, account_id),
+            )  # fmt: skip
+            for currency, account_id in accounts.items()
         ]
     return summaries
+
+
+def _frozen_closing(
+    session: Session,
+    artist: Artist,
+    period: Period,
+    span: tuple[datetime, datetime],
+    currency: str,
+    account_id: int,
+) -> int:
+    """The closing balance of a closed period's statement, as frozen (frozen now if not yet)."""
+    row = _stored(session, artist.id, period.id, currency)
+    if row is None:
+        with _collector_paused():
+            view = _frozen(session, artist, period, span, currency, account_id)
+        return view.content.closing_minor
+    return int(json.loads(row.content)["closing_minor"])
 
 
 def _months(first: str, last: str) -> list[str]:

@@ -31,6 +31,7 @@ def index() -> str:
     listing = [
         (artist, service.artist_statements(db.session, artist)) for artist in current_user.artists
     ]
+    db.session.commit()  # a closed period's statements are frozen on their first listing
     return render_template("statements/index.html", listing=listing)
 
 
@@ -51,7 +52,8 @@ def show(slug: str, period: str, currency: str) -> str:
 @login_required
 def download(slug: str, period: str, currency: str, fmt: str) -> Response:
     view = _statement(slug, period, currency)
-    response = Response(render(view, fmt), mimetype=MEDIA_TYPES[fmt])
+    # content_type, not mimetype: Werkzeug would add a second charset to a text type's.
+    response = Response(render(view, fmt), content_type=MEDIA_TYPES[fmt])
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{file_name(view.content, fmt)}"'
     )

@@ -124,9 +124,11 @@ class Activity:
         db.session.commit()
 
     def ad_period(
-        self, key: str, plays: dict[str, int], revenue: int, *, closed_at: datetime
+        self, key: str, plays: dict[str, int], revenue: int, *, closed_at: datetime,
+        early: bool = False,
     ) -> None:
-        """Counted plays of the artist's tracks (by title) in period ``key``, then its close."""
+        """Counted plays of the artist's tracks (by title) in period ``key``, then its close
+        (before the period's end with ``early``, as the admin may)."""
         period = ensure_period(db.session, self.app.config, key)
         listener = Listener(key=f"c:statement-{key}")
         db.session.add(listener)
@@ -145,7 +147,8 @@ class Activity:
             )  # fmt: skip
         count_landed(db.session, period.id, listener.id, plays=sum(plays.values()))
         db.session.commit()
-        close_period(db.session, self.app.config, key, revenue_minor=revenue, now=closed_at)
+        close_period(db.session, self.app.config, key, revenue_minor=revenue, now=closed_at,
+                     allow_early=early)  # fmt: skip
         db.session.commit()
 
 
