@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
@@ -44,6 +44,20 @@ if TYPE_CHECKING:
 REVERSAL_KIND = "reversal"
 
 _Signature = tuple[str, int | None, list[tuple[int, str, int]]]
+
+
+class AccountRef(Protocol):
+    """What posting reads of an account: a ``LedgerAccount``, or a row of its columns (a
+    close posting to thousands of accounts need not load them as objects)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def currency(self) -> str: ...
 
 
 # Accounts ---------------------------------------------------------------------------------
@@ -98,7 +112,7 @@ def post(
     *,
     idempotency_key: str,
     kind: str,
-    entries: Sequence[tuple[LedgerAccount, Money]],
+    entries: Sequence[tuple[AccountRef, Money]],
     description: str = "",
     reverses: LedgerTransaction | None = None,
     effective_at: datetime | None = None,
@@ -154,7 +168,7 @@ def post(
     return session.get_one(LedgerTransaction, new_id)
 
 
-def _check_balanced(entries: Sequence[tuple[LedgerAccount, Money]]) -> None:
+def _check_balanced(entries: Sequence[tuple[AccountRef, Money]]) -> None:
     """Raises UnbalancedTransaction or CurrencyMismatch."""
     totals: defaultdict[str, int] = defaultdict(int)
     for ledger_account, money in entries:
@@ -175,7 +189,7 @@ def _check_balanced(entries: Sequence[tuple[LedgerAccount, Money]]) -> None:
 
 
 def _signature(
-    kind: str, reverses_id: int | None, entries: Sequence[tuple[LedgerAccount, Money]]
+    kind: str, reverses_id: int | None, entries: Sequence[tuple[AccountRef, Money]]
 ) -> _Signature:
     lines = sorted((a.id, money.currency, money.minor) for a, money in entries)
     return kind, reverses_id, lines

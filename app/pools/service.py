@@ -35,6 +35,7 @@ from app.ads.service import impression_revenue_minor, impression_totals
 from app.catalog.models import Artist, Release, Track
 from app.database import insert_unless_exists, lock_row
 from app.ledger import service as ledger
+from app.ledger.service import AccountRef
 from app.ledger.allocation import split_bps
 from app.ledger.errors import AccountMismatch
 from app.ledger.models import (
@@ -675,14 +676,14 @@ def _post(
 
 def _artist_payables(
     session: Session, artist_ids: list[int], currency: str
-) -> dict[int, LedgerAccount]:
+) -> dict[int, AccountRef]:
     """Each artist's payable account in ``currency``, made if missing (also under a race).
 
     ``ledger.artist_payable`` does the same for one artist; a period pays thousands, so the
     accounts are written and read in batches. Raises AccountMismatch like it.
     """
     now = utcnow()
-    accounts: dict[int, LedgerAccount] = {}
+    accounts: dict[int, AccountRef] = {}
     for start in range(0, len(artist_ids), LOOKUP_BATCH):
         batch = artist_ids[start : start + LOOKUP_BATCH]
         codes = {artist_payable_code(artist_id, currency): artist_id for artist_id in batch}
@@ -692,7 +693,12 @@ def _artist_payables(
             for code, artist_id in codes.items()
         ]  # fmt: skip
         session.execute(insert_unless_exists(session, LedgerAccount, ["code"]), rows)
-        for account in session.scalars(select(LedgerAccount).where(LedgerAccount.code.in_(codes))):
+        # Plain rows, not ORM objects: posting needs only their id, code and currency.
+        found = select(
+            LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind, LedgerAccount.currency,
+            LedgerAccount.artist_id,
+        ).where(LedgerAccount.code.in_(codes))  # fmt: skip
+        for account in session.execute(found):
             artist_id = codes[account.code]
             if (account.kind, account.currency, account.artist_id) != (
                 AccountKind.LIABILITY, currency, artist_id,

@@ -45,6 +45,11 @@ def upgrade():
     with op.batch_alter_table('period_allocations', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('fk_period_allocations_track_id_tracks'), type_='foreignkey')
         batch_op.drop_constraint(op.f('fk_period_allocations_artist_id_artists'), type_='foreignkey')
+        batch_op.drop_index('ix_period_allocations_artist_id')
+        batch_op.drop_index('ix_period_allocations_period_id')
+        batch_op.drop_index('ix_period_allocations_track_id')
+        batch_op.create_index('ix_period_allocations_period_track', ['period_id', 'track_id'], unique=False)
+        batch_op.create_index('ix_period_allocations_artist_period', ['artist_id', 'period_id'], unique=False)
     # The counters of what landed before this revision.
     op.execute(
         "INSERT INTO period_listeners (period_id, listener_id, earning_plays, impressions) "
@@ -72,6 +77,11 @@ def upgrade():
 
 def downgrade():
     with op.batch_alter_table('period_allocations', schema=None) as batch_op:
+        batch_op.drop_index('ix_period_allocations_artist_period')
+        batch_op.drop_index('ix_period_allocations_period_track')
+        batch_op.create_index('ix_period_allocations_track_id', ['track_id'], unique=False)
+        batch_op.create_index('ix_period_allocations_period_id', ['period_id'], unique=False)
+        batch_op.create_index('ix_period_allocations_artist_id', ['artist_id'], unique=False)
         batch_op.create_foreign_key(op.f('fk_period_allocations_artist_id_artists'), 'artists', ['artist_id'], ['id'], ondelete='SET NULL')
         batch_op.create_foreign_key(op.f('fk_period_allocations_track_id_tracks'), 'tracks', ['track_id'], ['id'], ondelete='SET NULL')
     op.drop_table('track_play_days')
