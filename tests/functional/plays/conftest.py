@@ -26,7 +26,8 @@ from app.vault.models import VaultObject
 from tests.factories import ReleaseFactory, TrackFactory
 
 
-def _put(data: bytes) -> VaultObject:
+def put_rendition(data: bytes) -> VaultObject:
+    """``data`` stored in the vault as a rendition, as ingest stores one."""
     return vault.put_stream(db.session, io.BytesIO(data), kind="rendition", size=len(data))
 
 
@@ -40,8 +41,8 @@ def make_track() -> Callable[..., Track]:
             duration_ms=duration_ms,
             status=TrackStatus.READY,
         )
-        master = _put(f"master of track {track.id}".encode())
-        rendition = _put(b"rendition")
+        master = put_rendition(f"master of track {track.id}".encode())
+        rendition = put_rendition(b"rendition")
         db.session.add(
             TrackMedia(
                 track_id=track.id,

@@ -3,7 +3,6 @@ hear a track, and whether its audio still exists, are decided afresh every time.
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,9 +17,9 @@ from app.catalog.models import Track
 from app.extensions import db
 from app.ingest.models import TrackMedia
 from app.vault import service as vault
-from app.vault.models import VaultObject
 from tests.conftest import AuthActions
 from tests.factories import ReleaseFactory, TrackFactory, UserFactory
+from tests.functional.plays.conftest import put_rendition
 
 SEGMENT_LOG2 = 8
 PS = 1 << SEGMENT_LOG2
@@ -37,22 +36,18 @@ def app(make_app: Any) -> Iterator[Flask]:
         db.session.rollback()
 
 
-def put(data: bytes) -> VaultObject:
-    return vault.put_stream(db.session, io.BytesIO(data), kind="rendition", size=len(data))
-
-
 def with_audio(track: Track) -> str:
     """Give ``track`` its renditions (OPUS and MP3, each an object of its own), commit, and
     return the track's stream address without its format."""
-    master = put(b"master")
+    master = put_rendition(b"master")
     db.session.add(
         TrackMedia(
             track_id=track.id,
             artist_id=track.release.artist_id,
             master_sha256=master.sha256,
             master_object_id=master.id,
-            opus_object_id=put(OPUS).id,
-            mp3_object_id=put(MP3).id,
+            opus_object_id=put_rendition(OPUS).id,
+            mp3_object_id=put_rendition(MP3).id,
             original_filename="take.wav",
             container="wav",
             codec="pcm_s16le",

@@ -3,7 +3,6 @@ and a damaged object never sending a byte that failed authentication."""
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from app.vault.format import HEADER_SIZE, TAG_SIZE
 from app.vault.keys import Keyring, new_kek
 from app.vault.models import VaultObject
 from tests.factories import ReleaseFactory, TrackFactory
+from tests.functional.plays.conftest import put_rendition
 
 SEGMENT_LOG2 = 8
 PS = 1 << SEGMENT_LOG2
@@ -40,15 +40,11 @@ def app(make_app: Any) -> Iterator[Flask]:
         db.session.rollback()
 
 
-def put(data: bytes) -> VaultObject:
-    return vault.put_stream(db.session, io.BytesIO(data), kind="rendition", size=len(data))
-
-
 @pytest.fixture
 def track(app: Flask) -> Track:
     """A published track whose mp3 rendition is AUDIO."""
     made = TrackFactory()
-    master, opus, mp3 = put(b"master"), put(b"opus"), put(AUDIO)
+    master, opus, mp3 = put_rendition(b"master"), put_rendition(b"opus"), put_rendition(AUDIO)
     db.session.add(
         TrackMedia(
             track_id=made.id,
@@ -265,7 +261,7 @@ def test_a_head_request_gets_the_headers_only(client: FlaskClient, track: Track)
 def test_a_cover_is_cached_privately_and_served_by_range(client: FlaskClient, app: Flask) -> None:
     release = ReleaseFactory()
     jpeg = b"\xff\xd8\xff" + random.Random(3).randbytes(3 * PS)
-    db.session.add(ReleaseCover(release_id=release.id, size=300, object_id=put(jpeg).id))
+    db.session.add(ReleaseCover(release_id=release.id, size=300, object_id=put_rendition(jpeg).id))
     db.session.commit()
     response = client.get(f"/releases/{release.id}/cover/300.jpg", headers={"Range": "bytes=0-2"})
     assert response.status_code == 206
