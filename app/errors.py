@@ -4,6 +4,10 @@ An area raises a subclass from its own ``errors.py``. API requests get
 ``{"error": code, "message": ..., "details": {...}}`` with the error's status; HTML pages get
 the message flashed (or an error page for 403/404). A traceback never reaches a user.
 
+An error page carries the site's layout. When the layout itself cannot be drawn (its header
+loads the signed-in user, so the database may be what failed), the page is drawn again
+without the parts that need it.
+
 Every request has an id (``current_request_id``), sent back in ``X-Request-Id``. What went
 wrong inside (an unexpected exception, a storage failure with its keys, paths or KEK file
 names) is logged with that id; the user gets a generic message and the id to quote, in
@@ -16,7 +20,17 @@ import secrets
 import time
 from typing import Any
 
-from flask import Flask, Response, flash, jsonify, redirect, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
@@ -28,6 +42,15 @@ PRIVATE_ERROR_PACKAGES = ("app.vault.",)
 PUBLIC_PRIVATE_PACKAGE_CODES = frozenset({"range_not_satisfiable"})
 INTERNAL_MESSAGE = "Something went wrong on our side. Quote the request id if you report it."
 _SERVER_ERROR_CODES = {503: "service_unavailable"}
+# What to say for an HTTP error raised without a message of its own (werkzeug's defaults are
+# written for developers: "The browser (or proxy) sent a request that this server could not
+# understand.").
+PLAIN_HTTP_MESSAGES = {
+    400: "The request could not be read. Reload the page and try again.",
+    404: "Nothing was found at this address. Check it for typos.",
+    405: "This address does not take that kind of request.",
+    413: "That is more data than we accept in one request.",
+}
 # Response headers an HTTP error carries that the error page must keep.
 KEPT_ERROR_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Content-Range")
 
@@ -94,12 +117,24 @@ def error_response(
         response.status_code = status
         return response
     if page or status in (403, 404, 405, 413, 429) or status >= 500 or request.method == "GET":
-        html = render_template(
-            "error.html", status=status, message=message, request_id=(details or {}).get("request_id")
-        )
+        html = _error_page(status, message, (details or {}).get("request_id"))
         return Response(html, status=status, mimetype="text/html")
     flash(message, "error")
     return redirect(request.referrer or "/")  # type: ignore[return-value]
+
+
+def _error_page(status: int, message: str, request_id: str | None) -> str:
+    """error.html in the site's layout; without the header's user links if they cannot be drawn."""
+    context = {"status": status, "message": message, "request_id": request_id}
+    try:
+        return render_template("error.html", **context)
+    except Exception:
+        current_app.logger.exception(
+            "request %s: the error page's layout failed; drawn without the signed-in user",
+            current_request_id(),
+        )
+        # Straight from the template, past the context processors: Flask-Login's loads the user.
+        return current_app.jinja_env.get_template("error.html").render(**context, minimal_layout=True)
 
 
 def internal_error_response(status: int = 500, code: str = "internal_error") -> Response:
@@ -116,6 +151,10 @@ def _is_private(exc: DomainError) -> bool:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    # Browsers ask for /favicon.ico wherever a page names no icon (a PDF, a JSON answer):
+    # answer with the site's icon rather than a 404.
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
+
     @app.errorhandler(DomainError)
     def handle_domain_error(exc: DomainError) -> Response:
         if _is_private(exc):
@@ -182,7 +221,10 @@ def register_errorhandlers(app: Flask) -> None:
             response = internal_error_response(status)
         else:
             code = (exc.name or "error").lower().replace(" ", "_")
-            response = error_response(code, exc.description or exc.name, status)
+            message = exc.description or exc.name
+            if message == type(exc).description:
+                message = PLAIN_HTTP_MESSAGES.get(status, message)
+            response = error_response(code, message, status)
         for name, value in exc.get_headers():
             if name in KEPT_ERROR_HEADERS:
                 response.headers[name] = value
@@ -198,6 +240,10 @@ def register_errorhandlers(app: Flask) -> None:
         app.logger.exception("request %s: %s %s: unhandled error", current_request_id(),
                              request.method, request.path)  # fmt: skip
         return internal_error_response()
+
+
+def _favicon() -> Response:
+    return redirect(url_for("static", filename="favicon.svg"), code=301)  # type: ignore[return-value]
 
 
 def _retry_after_seconds() -> int:

@@ -6,7 +6,13 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from app.accounts import service
-from app.accounts.schemas import TokenCreatedSchema, TokenCreateSchema, TokenSchema, UserSchema
+from app.accounts.schemas import (
+    EmailChangeSchema,
+    TokenCreatedSchema,
+    TokenCreateSchema,
+    TokenSchema,
+    UserSchema,
+)
 from app.api.helpers import json_body, require_user
 from app.api.spec import operation
 from app.extensions import db
@@ -18,6 +24,19 @@ bp = Blueprint("accounts_api", __name__)
 @operation("The signed-in user", tag="accounts", response=UserSchema, auth=True)
 def me() -> Response:
     return jsonify(UserSchema().dump(require_user()))
+
+
+@bp.patch("/me")
+@operation(
+    "Change your e-mail address (confirmed with your password)",
+    tag="accounts", body=EmailChangeSchema, response=UserSchema, auth=True,
+)  # fmt: skip
+def change_email() -> Response:
+    user = require_user()
+    data = EmailChangeSchema().load(json_body())
+    service.change_email(db.session, user, data["email"], data["password"])
+    db.session.commit()
+    return jsonify(UserSchema().dump(user))
 
 
 @bp.get("/tokens")

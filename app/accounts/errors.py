@@ -12,6 +12,12 @@ class InvalidCredentials(DomainError):
     status = 401
 
 
+class WrongPassword(InvalidInput):
+    """The password given to confirm a change to the account is not the account's."""
+
+    code = "wrong_password"
+
+
 class TokenNotFound(NotFound):
     code = "token_not_found"
 

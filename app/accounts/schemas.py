@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import unicodedata
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields
 
 from app.accounts.service import PASSWORD_MIN_LENGTH, password_problem  # noqa: F401 (commands.py)
+from app.validation import Length, Schema
+
+EMAIL_MAX_LENGTH = 254
 
 
 def _usable_password(password: str) -> None:
@@ -23,25 +26,44 @@ def _no_control_characters(text: str) -> None:
 
 
 class SignupSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=Length(max=EMAIL_MAX_LENGTH))
     display_name = fields.String(
-        required=True, validate=[validate.Length(min=1, max=120), _no_control_characters]
+        required=True, validate=[Length(min=1, max=120), _no_control_characters]
     )
     password = fields.String(required=True, load_only=True, validate=_usable_password)
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=[validate.Length(min=1, max=254), _no_control_characters])
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1))
+    email = fields.String(
+        required=True, validate=[Length(min=1, max=EMAIL_MAX_LENGTH), _no_control_characters]
+    )
+    password = fields.String(required=True, load_only=True, validate=Length(min=1))
 
 
 class PasswordChangeSchema(Schema):
-    current_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1))
+    current_password = fields.String(required=True, load_only=True, validate=Length(min=1))
     new_password = fields.String(required=True, load_only=True, validate=_usable_password)
 
 
+class EmailChangeSchema(Schema):
+    """A new e-mail address, confirmed with the account's password (the HTML form and
+    ``PATCH /api/v1/me`` alike)."""
+
+    email = fields.Email(
+        required=True,
+        validate=Length(max=EMAIL_MAX_LENGTH),
+        metadata={"description": "The new address; stored trimmed and in lower case."},
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=Length(min=1),
+        metadata={"description": "The account's current password, to confirm the change."},
+    )
+
+
 class TokenCreateSchema(Schema):
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=80), _no_control_characters])
+    name = fields.String(required=True, validate=[Length(min=1, max=80), _no_control_characters])
 
 
 class TokenSchema(Schema):

@@ -1,4 +1,9 @@
-"""Account rules: sign-up, credentials, sessions and API tokens. Callers own the transaction.
+"""Account rules: sign-up, credentials, e-mail and password changes, sessions and API tokens.
+Callers own the transaction.
+
+E-mail addresses are stored normalised (trimmed, lower-case), so the unique key on
+``users.email`` makes them unique whatever their case; it, not a look-up first, decides who
+gets an address two people ask for at once.
 
 Sessions: a session (and a remember-me cookie) names ``"<user id>:<session epoch>[:nonce]"``.
 ``end_sessions`` bumps the epoch, which signs the user out everywhere; ``user_for_session``
@@ -18,13 +23,21 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.accounts.errors import EmailTaken, InvalidCredentials, TokenNotFound, UnusablePassword
+from app.accounts.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    TokenNotFound,
+    UnusablePassword,
+    WrongPassword,
+)
 from app.accounts.models import ApiToken, User
 from app.timestamps import utcnow
 
 TOKEN_PREFIX = "mbx_"
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 1024
+EMAIL_TAKEN = "An account with that e-mail address already exists."
+WRONG_PASSWORD = "That is not your current password."
 _hasher = PasswordHasher()
 
 
@@ -71,7 +84,7 @@ def create_user(
     the same address gets EmailTaken, like one that finds it already taken.
     """
     check_password(password)
-    taken = EmailTaken("An account with that e-mail address already exists.", {"email": email})
+    taken = EmailTaken(EMAIL_TAKEN, {"email": [EMAIL_TAKEN]})
     if find_user_by_email(session, email) is not None:
         raise taken
     user = User(
@@ -110,16 +123,41 @@ def set_password(user: User, password: str) -> None:
 
 def change_password(session: Session, user: User, current_password: str, new_password: str) -> None:
     """Replace the password and end every session of the user (the caller signs the current
-    one in again). Raises InvalidCredentials if ``current_password`` is wrong, UnusablePassword."""
-    try:
-        _hasher.verify(user.password_hash, current_password)
-    except (VerificationError, InvalidHashError):
-        raise InvalidCredentials(
-            "That is not your current password.", {"current_password": ["That is not your current password."]}
-        ) from None
+    one in again). Raises WrongPassword if ``current_password`` is wrong, UnusablePassword."""
+    _confirm_password(user, current_password, "current_password")
     check_password(new_password)
     set_password(user, new_password)
     end_sessions(session, user)
+
+
+def change_email(session: Session, user: User, new_email: str, password: str) -> None:
+    """Give the user the address ``new_email`` (normalised), confirmed by their ``password``.
+
+    Raises WrongPassword, or EmailTaken if another account has the address. The unique key
+    finds it: of two changes to one address at once, the later waits for the earlier and gets
+    EmailTaken once that commits. Sessions go on: the password, not the address, proves who
+    signs in.
+    """
+    _confirm_password(user, password, "password")
+    email = normalise_email(new_email)
+    if email == user.email:
+        return
+    try:
+        # A savepoint, flushed on exit, so a taken address fails here (after waiting for a
+        # change to it that is not yet committed) and the caller's transaction stays usable;
+        # rolling it back restores the user's old address.
+        with session.begin_nested():
+            user.email = email
+    except IntegrityError:
+        raise EmailTaken(EMAIL_TAKEN, {"email": [EMAIL_TAKEN]}) from None
+
+
+def _confirm_password(user: User, password: str, field: str) -> None:
+    """Raises WrongPassword, naming ``field``, unless ``password`` is the user's."""
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise WrongPassword(WRONG_PASSWORD, {field: [WRONG_PASSWORD]}) from None
 
 
 def end_sessions(session: Session, user: User) -> None:

@@ -1,4 +1,5 @@
-"""Sign-up, sign-in, sign-out and the account page: password change and personal API tokens.
+"""Sign-up, sign-in, sign-out and the account page: e-mail and password changes, personal API
+tokens.
 
 Signing out ends every session of the account, and changing the password ends all but the
 current one (see ``service.end_sessions``).
@@ -16,9 +17,15 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from app.accounts import service
-from app.accounts.errors import EmailTaken, InvalidCredentials
+from app.accounts.errors import EmailTaken, InvalidCredentials, WrongPassword
 from app.accounts.models import User
-from app.accounts.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, TokenCreateSchema
+from app.accounts.schemas import (
+    EmailChangeSchema,
+    LoginSchema,
+    PasswordChangeSchema,
+    SignupSchema,
+    TokenCreateSchema,
+)
 from app.extensions import db, limiter, login
 
 bp = Blueprint("accounts", __name__)
@@ -115,10 +122,36 @@ def logout() -> Response:
     return redirect(url_for("catalog.home"))
 
 
+def _account_page(
+    errors: dict | None = None, new_token: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    """The account page; ``errors`` show under their fields, and what was typed is kept."""
+    page = render_template(
+        "accounts/account.html", new_token=new_token, errors=errors or {}, form=request.form
+    )
+    return page, status
+
+
 @bp.get("/account")
 @login_required
-def account() -> str:
-    return render_template("accounts/account.html", new_token=None, errors={})
+def account() -> tuple[str, int]:
+    return _account_page()
+
+
+@bp.post("/account/email")
+@login_required
+def change_email() -> tuple[str, int] | Response:
+    try:
+        data = EmailChangeSchema().load({k: request.form.get(k, "") for k in ("email", "password")})
+        service.change_email(db.session, current_user, data["email"], data["password"])
+        db.session.commit()
+    except ValidationError as exc:
+        return _account_page(exc.messages_dict, status=422)
+    except (WrongPassword, EmailTaken) as exc:
+        db.session.rollback()
+        return _account_page(exc.details, status=422)
+    flash(f"Your e-mail address is now {current_user.email}.", "success")
+    return redirect(url_for("accounts.account"))
 
 
 @bp.post("/account/password")
@@ -130,10 +163,10 @@ def change_password() -> tuple[str, int] | Response:
         service.change_password(db.session, current_user, data["current_password"], data["new_password"])
         db.session.commit()
     except ValidationError as exc:
-        return render_template("accounts/account.html", new_token=None, errors=exc.messages_dict), 422
-    except InvalidCredentials as exc:
+        return _account_page(exc.messages_dict, status=422)
+    except WrongPassword as exc:
         db.session.rollback()
-        return render_template("accounts/account.html", new_token=None, errors=exc.details), 422
+        return _account_page(exc.details, status=422)
     # The epoch moved on: sign this browser in again under it; every other session is over.
     login_user(current_user._get_current_object(), remember=_remembered())
     flash("Password changed. Every other session of your account has been signed out.", "success")
@@ -142,14 +175,14 @@ def change_password() -> tuple[str, int] | Response:
 
 @bp.post("/account/tokens")
 @login_required
-def create_token() -> str | Response:
+def create_token() -> tuple[str, int]:
     try:
         data = TokenCreateSchema().load({"name": request.form.get("name", "")})
     except ValidationError as exc:
-        return render_template("accounts/account.html", new_token=None, errors=exc.messages_dict), 422
+        return _account_page(exc.messages_dict, status=422)
     _, secret = service.issue_token(db.session, current_user, data["name"])
     db.session.commit()
-    return render_template("accounts/account.html", new_token=secret, errors={})
+    return _account_page(new_token=secret)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

@@ -7,12 +7,13 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import EXCLUDE, ValidationError, fields, post_load, pre_load
 from werkzeug.datastructures import FileStorage
 
 from app.ads import service
 from app.ledger.errors import AmountProblem, InvalidAmount
 from app.ledger.money import parse_amount
+from app.validation import Length, Schema
 
 # Longer than any play token; a longer text is refused rather than looked up.
 PLAY_ID_MAX_LENGTH = 64
@@ -24,7 +25,7 @@ class ImpressionRequestSchema(Schema):
     play_id = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(max=PLAY_ID_MAX_LENGTH),
+        validate=Length(max=PLAY_ID_MAX_LENGTH),
         metadata={
             "description": "The play the ad is shown during: its id from POST /plays. An"
             " impression is recorded only for a play of the same listener that started within"

@@ -7,7 +7,6 @@ from typing import Any
 from flask import current_app
 from marshmallow import (
     EXCLUDE,
-    Schema,
     ValidationError,
     fields,
     post_load,
@@ -20,6 +19,7 @@ from app.catalog.models import MAX_TRACK_POSITION, PricingMode, ReleaseType, Tra
 from app.catalog.service import max_price_minor, price_problem
 from app.ledger.errors import AmountProblem, InvalidAmount
 from app.ledger.money import CURRENCY_EXPONENTS, parse_amount
+from app.validation import Length, Range, Schema
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 ISRC_PATTERN = r"^[A-Z]{2}[A-Z0-9]{3}\d{7}$"
@@ -60,7 +60,7 @@ def _price(**kwargs: Any) -> fields.Integer:
     # service checks it in every case.
     return fields.Integer(
         strict=True,
-        validate=validate.Range(min=0, error="A price cannot be negative."),
+        validate=Range(min=0, error="A price cannot be negative."),
         **kwargs,
     )
 
@@ -76,23 +76,23 @@ def _slug() -> fields.String:
 
 
 def _artist_name() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=200))
+    return fields.String(required=True, validate=Length(min=1, max=200))
 
 
 class ArtistSchema(Schema):
     id = fields.Integer(dump_only=True)
     slug = _slug()
     name = _artist_name()
-    bio = fields.String(load_default="", validate=validate.Length(max=10_000))
-    avatar_url = fields.Url(allow_none=True, load_default=None, validate=validate.Length(max=500))
+    bio = fields.String(load_default="", validate=Length(max=10_000))
+    avatar_url = fields.Url(allow_none=True, load_default=None, validate=Length(max=500))
     created_at = fields.DateTime(dump_only=True)
 
 
 class TrackSchema(Schema):
     id = fields.Integer(dump_only=True)
     release_id = fields.Integer(dump_only=True)
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    position = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_TRACK_POSITION))
+    title = fields.String(required=True, validate=Length(min=1, max=200))
+    position = fields.Integer(strict=True, validate=Range(min=1, max=MAX_TRACK_POSITION))
     duration_ms = fields.Integer(dump_only=True, allow_none=True)
     isrc = fields.String(
         allow_none=True,
@@ -118,10 +118,10 @@ class ReleaseSchema(Schema):
         required=True, load_only=True, metadata={"description": "The owning artist's slug."}
     )
     artist_slug = fields.Function(lambda r: r.artist.slug, dump_only=True)
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(required=True, validate=Length(min=1, max=200))
     release_type = fields.Enum(ReleaseType, by_value=True, load_default=ReleaseType.ALBUM)
     release_date = fields.Date(allow_none=True, load_default=None)
-    description = fields.String(load_default="", validate=validate.Length(max=20_000))
+    description = fields.String(load_default="", validate=Length(max=20_000))
     cover_url = fields.Url(allow_none=True, load_default=None)
     pricing_mode = fields.Enum(PricingMode, by_value=True, load_default=PricingMode.FIXED)
     price_minor = _price(load_default=0)
@@ -185,25 +185,17 @@ class _FormSchema(Schema):
 class ArtistForm(_FormSchema):
     slug = _slug()
     name = _artist_name()
-    bio = fields.String(load_default="", validate=validate.Length(max=10_000))
-    avatar_url = fields.String(load_default="")
-
-    @post_load
-    def _blank_avatar(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        url = data.get("avatar_url", "").strip()
-        if url:
-            fields.Url().deserialize(url)
-        data["avatar_url"] = url or None
-        return data
+    bio = fields.String(load_default="", validate=Length(max=10_000))
+    # The picture is uploaded on a form of its own (app.catalog.images).
 
 
 class ReleaseForm(_FormSchema):
     checkboxes = ("published",)
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(required=True, validate=Length(min=1, max=200))
     release_type = fields.Enum(ReleaseType, by_value=True, load_default=ReleaseType.ALBUM)
     release_date = fields.String(load_default="")
-    description = fields.String(load_default="", validate=validate.Length(max=20_000))
+    description = fields.String(load_default="", validate=Length(max=20_000))
     pricing_mode = fields.Enum(PricingMode, by_value=True, load_default=PricingMode.FIXED)
     price = fields.String(load_default="0")
     minimum_price = fields.String(load_default="0")
@@ -238,8 +230,8 @@ class ReleaseForm(_FormSchema):
 class TrackForm(_FormSchema):
     checkboxes = ("explicit", "sold_separately")
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    position = fields.Integer(validate=validate.Range(min=1, max=MAX_TRACK_POSITION))
+    title = fields.String(required=True, validate=Length(min=1, max=200))
+    position = fields.Integer(validate=Range(min=1, max=MAX_TRACK_POSITION))
     isrc = fields.String(load_default="")
     explicit = fields.Boolean(load_default=False)
     price = fields.String(load_default="0")

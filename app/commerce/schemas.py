@@ -8,21 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, url_for
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, ValidationError, fields, pre_load
 
-from app.api.helpers import SQL_ID_MAX
 from app.catalog.service import max_price_minor, price_problem
 from app.commerce.models import ItemKind, OrderStatus
 from app.ledger.errors import InvalidAmount
 from app.ledger.money import Money, parse_amount
+from app.validation import ID_RANGE, Length, OneOf, Range, Schema
 
-_ID_RANGE = validate.Range(min=1, max=SQL_ID_MAX, error="Not a valid id.")
 # Longest page number a person types; anything longer is refused before int() sees it.
 MAX_PAGE = 1_000_000
 
 
 def _id(**kwargs: Any) -> fields.Integer:
-    return fields.Integer(strict=True, validate=_ID_RANGE, **kwargs)
+    return fields.Integer(strict=True, validate=ID_RANGE, **kwargs)
 
 
 # The orders API -----------------------------------------------------------------------------
@@ -42,7 +41,7 @@ class OrderLineSchema(Schema):
         strict=True,
         allow_none=True,
         load_default=None,
-        validate=validate.Range(min=0, error="An amount cannot be negative."),
+        validate=Range(min=0, error="An amount cannot be negative."),
         metadata={
             "description": "What you pay, in minor units: name-your-price items take any amount "
             "from their minimum; omit for the listed price."
@@ -54,7 +53,7 @@ class OrderCreateSchema(Schema):
     items = fields.List(
         fields.Nested(OrderLineSchema),
         required=True,
-        validate=validate.Length(min=1, error="Name at least one item."),
+        validate=Length(min=1, error="Name at least one item."),
     )
 
 
@@ -115,22 +114,22 @@ class _FormSchema(Schema):
 class CartItemForm(_FormSchema):
     """Which item: a release, or a track of it."""
 
-    release_id = fields.Integer(required=True, validate=_ID_RANGE)
-    track_id = fields.Integer(load_default=None, validate=_ID_RANGE)
+    release_id = fields.Integer(required=True, validate=ID_RANGE)
+    track_id = fields.Integer(load_default=None, validate=ID_RANGE)
 
 
 class CartAddForm(CartItemForm):
     amount = fields.String(
-        load_default=None, validate=validate.Length(max=64, error="That amount is too long.")
+        load_default=None, validate=Length(max=64, error="That amount is too long.")
     )
 
 
 class SandboxActionForm(_FormSchema):
-    action = fields.String(required=True, validate=validate.OneOf(("pay", "decline", "later")))
+    action = fields.String(required=True, validate=OneOf(("pay", "decline", "later")))
 
 
 class PageArgs(_FormSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page = fields.Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
 
 
 def read_offered_amount(text: str, currency: str, minimum_minor: int) -> int:
@@ -164,8 +163,8 @@ class CartLineSchema(Schema):
     release_id = _id(required=True)
     track_id = _id(allow_none=True, load_default=None)
     amount_minor = fields.Integer(strict=True, allow_none=True, load_default=None,
-                                  validate=validate.Range(min=0))  # fmt: skip
-    currency = fields.String(allow_none=True, load_default=None, validate=validate.Length(equal=3))
+                                  validate=Range(min=0))  # fmt: skip
+    currency = fields.String(allow_none=True, load_default=None, validate=Length(equal=3))
 
 
 # The studio's sales feed --------------------------------------------------------------------

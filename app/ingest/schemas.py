@@ -8,10 +8,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+from marshmallow import EXCLUDE, fields, post_load
 
 from app.ingest.models import UploadStatus
 from app.ingest.uploads import CHECKSUM_ALGORITHMS, Checksum
+from app.validation import Length, Range, Schema
 
 # A BIGINT column holds the offsets and lengths: 0 to 2**63 - 1, in at most 19 ASCII digits.
 BYTE_COUNT_MAX = 2**63 - 1
@@ -20,11 +21,11 @@ _METADATA_KEY = re.compile(r"[!-+\--~]+")  # printable ASCII without space or co
 
 
 class UploadCreateSchema(Schema):
-    filename = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    filename = fields.String(required=True, validate=Length(min=1, max=1024))
     size = fields.Integer(
         required=True,
         strict=True,
-        validate=validate.Range(min=0, max=BYTE_COUNT_MAX),
+        validate=Range(min=0, max=BYTE_COUNT_MAX),
         metadata={"description": "The file's exact size in bytes."},
     )
 

@@ -29,17 +29,17 @@ from flask import (
     url_for,
 )
 from flask_login import login_required
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, fields
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
 from app.accounts.current import viewer
-from app.api.helpers import SQL_ID_MAX
 from app.extensions import db
 from app.library import keylinks
 from app.library.models import FORMAT_MAX_LENGTH
 from app.plays.views import STREAM_READ_BYTES, as_served, range_not_satisfiable
+from app.validation import ID_RANGE, Length, Schema
 from app.vault.errors import InvalidRange
 from media_worker.downloads import DOWNLOAD_FORMATS
 
@@ -51,18 +51,15 @@ NO_STORE = "no-store"
 BLOB_MIMETYPE = "application/octet-stream"
 
 
-_ID_RANGE = validate.Range(min=1, max=SQL_ID_MAX, error="Not a valid id.")
-
-
 class KeyLinkCreateForm(Schema):
     """Which purchased file: the order item, one of its tracks, and a format."""
 
     class Meta:
         unknown = EXCLUDE
 
-    order_item_id = fields.Integer(required=True, validate=_ID_RANGE)
-    track_id = fields.Integer(required=True, validate=_ID_RANGE)
-    format = fields.String(required=True, validate=validate.Length(min=1, max=FORMAT_MAX_LENGTH))
+    order_item_id = fields.Integer(required=True, validate=ID_RANGE)
+    track_id = fields.Integer(required=True, validate=ID_RANGE)
+    format = fields.String(required=True, validate=Length(min=1, max=FORMAT_MAX_LENGTH))
 
 
 def _private(response: Response) -> Response:

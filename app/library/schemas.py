@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from marshmallow import EXCLUDE, fields, pre_load
 
-from app.api.helpers import SQL_ID_MAX
 from app.commerce.models import ItemKind
+from app.validation import ID_RANGE, Length, OneOf, Range, Schema
 from media_worker.downloads import DOWNLOAD_FORMATS
 
 MAX_QUERY_LENGTH = 200
@@ -17,8 +17,7 @@ MAX_PAGE = 1_000_000
 NOT_REQUESTED = "not_requested"
 DOWNLOAD_STATUSES = (NOT_REQUESTED, "pending", "processing", "ready", "failed")
 
-_ID_RANGE = validate.Range(min=1, max=SQL_ID_MAX, error="Not a valid id.")
-_FORMAT = validate.OneOf(tuple(DOWNLOAD_FORMATS), error="Not a download format.")
+_FORMAT = OneOf(tuple(DOWNLOAD_FORMATS))
 _FORMAT_DESCRIPTION = "One of: " + ", ".join(DOWNLOAD_FORMATS) + "."
 
 
@@ -40,14 +39,14 @@ class _Args(Schema):
 class LibraryArgs(_Args):
     """``/library?q=...&page=...``."""
 
-    q = fields.String(load_default="", validate=validate.Length(max=MAX_QUERY_LENGTH))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    q = fields.String(load_default="", validate=Length(max=MAX_QUERY_LENGTH))
+    page = fields.Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
 
 
 class LibrarySearchArgs(_Args):
     """``/api/v1/library?q=...`` (paging is ``limit`` and ``offset``, as everywhere)."""
 
-    q = fields.String(load_default="", validate=validate.Length(max=MAX_QUERY_LENGTH))
+    q = fields.String(load_default="", validate=Length(max=MAX_QUERY_LENGTH))
 
 
 class FormatArgs(_Args):
@@ -66,7 +65,7 @@ class DownloadRequestSchema(Schema):
         strict=True,
         allow_none=True,
         load_default=None,
-        validate=_ID_RANGE,
+        validate=ID_RANGE,
         metadata={"description": "One track of the purchase; omit for all of its tracks."},
     )
 
@@ -75,7 +74,7 @@ class DownloadRequestForm(_Args):
     """The library page's "Prepare" buttons: the same request as a posted form."""
 
     format = fields.String(required=True, validate=_FORMAT)
-    track_id = fields.Integer(load_default=None, validate=_ID_RANGE)
+    track_id = fields.Integer(load_default=None, validate=ID_RANGE)
 
 
 # Dumped -------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields
 
 from app.payouts.models import PayoutStatus
+from app.validation import OneOf, Schema
 
 
 class PayoutSchema(Schema):
@@ -12,7 +13,7 @@ class PayoutSchema(Schema):
     amount_minor = fields.Integer(required=True, metadata={"description": "Minor units."})
     currency = fields.String(required=True, metadata={"description": "ISO 4217, e.g. USD."})
     status = fields.String(
-        required=True, validate=validate.OneOf([s.value for s in PayoutStatus]),
+        required=True, validate=OneOf([s.value for s in PayoutStatus]),
         metadata={"description": "pending, paid, failed or reversed."},
     )  # fmt: skip
     created_at = fields.DateTime(required=True)

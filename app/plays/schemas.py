@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
-from marshmallow import Schema, fields, pre_dump, validate
+from marshmallow import fields, pre_dump
 
-from app.api.helpers import SQL_ID_MAX
 from app.plays.models import Play, PlayOutcome
 from app.plays.service import POSITION_MAX_MS
+from app.validation import ID_RANGE, Range, Schema
 
 MS_PER_SECOND = 1000
 POSITION_MAX_SECONDS = POSITION_MAX_MS // MS_PER_SECOND
@@ -19,7 +19,7 @@ class PlayStartSchema(Schema):
     track_id = fields.Integer(
         required=True,
         strict=True,
-        validate=validate.Range(min=1, max=SQL_ID_MAX, error="Not a valid id."),
+        validate=ID_RANGE,
         metadata={"description": "The track that started playing."},
     )
 
@@ -27,7 +27,7 @@ class PlayStartSchema(Schema):
 class HeartbeatSchema(Schema):
     position_seconds = fields.Float(
         required=True,
-        validate=validate.Range(min=0, max=POSITION_MAX_SECONDS),
+        validate=Range(min=0, max=POSITION_MAX_SECONDS),
         metadata={
             "description": "Where playback is, in seconds. Recorded only: counting goes by "
             "the server's clock."

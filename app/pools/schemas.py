@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, ValidationError, fields, pre_load
 
 from app.errors import InvalidInput
 from app.ledger.errors import AmountProblem, InvalidAmount
 from app.ledger.money import parse_amount
 from app.pools.models import PoolModel
 from app.pools.periods import parse_key
+from app.validation import OneOf, Schema
 
 MODEL_CHOICES = [model.value for model in PoolModel]
 MODEL_LABELS = {
@@ -57,11 +58,11 @@ class PeriodSettingsForm(_Form):
     """The revenue (blank: impressions times CPM) and the model of an open period."""
 
     revenue = fields.String(load_default="")
-    model = fields.String(required=True, validate=validate.OneOf(MODEL_CHOICES, error=_MODEL_ERROR))
+    model = fields.String(required=True, validate=OneOf(MODEL_CHOICES, error=_MODEL_ERROR))
 
 
 class CloseForm(_Form):
-    model = fields.String(required=True, validate=validate.OneOf(MODEL_CHOICES, error=_MODEL_ERROR))
+    model = fields.String(required=True, validate=OneOf(MODEL_CHOICES, error=_MODEL_ERROR))
     early = fields.Boolean(load_default=False)
 
 

@@ -23,7 +23,8 @@ def test_signup_shows_inline_errors_and_creates_nothing(client, session):
     response = client.post("/signup", data={"email": "not-an-email", "display_name": "", "password": "short"})
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "Not a valid email address." in page
+    assert "Enter an e-mail address like name@example.com." in page
+    assert "Use 1 to 120 characters." in page
     assert "Use 10 to 1024 characters." in page
     assert session.scalar(select(User)) is None
 

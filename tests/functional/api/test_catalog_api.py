@@ -100,7 +100,7 @@ def test_unpublished_release_is_404_through_the_api(client, bearer):
         ({"currency": "XYZ"}, "currency", "Unknown currency 'XYZ'. Use an ISO-4217 code such as USD, EUR or GBP."),
         ({"pricing_mode": "fixed", "price_minor": 0}, "price_minor",
          "A fixed price must be above zero; choose 'free' instead."),
-        ({"price_minor": 1.5}, "price_minor", "Not a valid integer."),
+        ({"price_minor": 1.5}, "price_minor", "Enter a whole number."),
         ({"price_minor": 10_000_001}, "price_minor", "A price can be at most $100,000.00."),
     ],
 )  # fmt: skip
