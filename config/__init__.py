@@ -119,6 +119,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "UPLOAD_CHUNK_BYTES": (8 * 1024 * 1024, int),
     "UPLOAD_SPOOL_PATH": ("", str),
     "ARTIST_STORAGE_QUOTA_BYTES": (50 * 1024**3, int),
+    # The largest release cover or artist picture an artist may upload (JPEG, PNG or WebP).
+    "COVER_UPLOAD_MAX_BYTES": (10 * 1024 * 1024, int),
     "MAX_AUDIO_SECONDS": (4 * 3600, int),
     "UPLOAD_EXPIRY_HOURS": (72, int),
     "UPLOAD_PROCESSING_TIMEOUT_MINUTES": (120, int),

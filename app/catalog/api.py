@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
 from app.accounts.current import viewer
 from app.api.helpers import json_body, paging, require_user
 from app.api.spec import operation
-from app.catalog import service
+from app.catalog import images, service
 from app.catalog.schemas import ArtistSchema, ReleaseSchema, ReleaseUpdateSchema, TrackSchema
 from app.extensions import db
 
 bp = Blueprint("catalog_api", __name__)
+# Covers and avatars are sent as the image's own bytes; the bytes, not the type, decide.
+IMAGE_MEDIA_TYPE = "image/*"
 PAGING = {"limit": {"type": "integer", "minimum": 1}, "offset": {"type": "integer", "minimum": 0}}
 
 
@@ -58,6 +60,28 @@ def update_artist(slug: str) -> Response:
 def delete_artist(slug: str) -> tuple[str, int]:
     artist = service.get_artist(db.session, slug)
     service.delete_artist(db.session, require_user(), artist)
+    db.session.commit()
+    return "", 204
+
+
+@bp.put("/artists/<slug>/avatar")
+@operation("Upload or replace your artist picture: the JPEG, PNG or WebP file as the body, at "
+           "most COVER_UPLOAD_MAX_BYTES (10 MiB by default)", tag="artists",
+           raw_body=IMAGE_MEDIA_TYPE, response=ArtistSchema, auth=True)  # fmt: skip
+def put_avatar(slug: str) -> Response:
+    artist = service.get_artist(db.session, slug)
+    service.require_owner(require_user(), artist)
+    images.set_artist_avatar(db.session, artist, _image_body())
+    db.session.commit()
+    return jsonify(ArtistSchema().dump(artist))
+
+
+@bp.delete("/artists/<slug>/avatar")
+@operation("Remove your artist picture", tag="artists", status=204, auth=True)
+def delete_avatar(slug: str) -> tuple[str, int]:
+    artist = service.get_artist(db.session, slug)
+    service.require_owner(require_user(), artist)
+    images.remove_artist_avatar(db.session, artist)
     db.session.commit()
     return "", 204
 
@@ -118,6 +142,32 @@ def delete_release(release_id: int) -> tuple[str, int]:
     service.delete_release(db.session, user, release)
     db.session.commit()
     return "", 204
+
+
+@bp.put("/releases/<int:release_id>/cover")
+@operation("Upload or replace your release's cover: the JPEG, PNG or WebP file as the body, at "
+           "most COVER_UPLOAD_MAX_BYTES (10 MiB by default). Embedded art in later masters "
+           "no longer replaces it", tag="releases",
+           raw_body=IMAGE_MEDIA_TYPE, response=ReleaseSchema, auth=True)  # fmt: skip
+def put_cover(release_id: int) -> Response:
+    release = service.editable_release(db.session, release_id, require_user())
+    images.set_release_cover(db.session, release, _image_body())
+    db.session.commit()
+    return jsonify(ReleaseSchema().dump(release))
+
+
+@bp.delete("/releases/<int:release_id>/cover")
+@operation("Remove your release's cover", tag="releases", status=204, auth=True)
+def delete_cover(release_id: int) -> tuple[str, int]:
+    release = service.editable_release(db.session, release_id, require_user())
+    images.remove_release_cover(db.session, release)
+    db.session.commit()
+    return "", 204
+
+
+def _image_body() -> bytes:
+    """The request's body, at most the ``COVER_UPLOAD_MAX_BYTES`` setting. Raises InvalidImage."""
+    return images.read_upload(request.stream, images.upload_limit(current_app.config))
 
 
 # Tracks ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from app.timestamps import UTCDateTime, utcnow
 if TYPE_CHECKING:
     from app.accounts.models import User
     from app.ingest.models import TrackMedia
+    from app.vault.models import VaultObject
 
 
 # Track numbers run from 1 to this; a release holds at most this many tracks.
@@ -57,6 +58,20 @@ class Artist(db.Model):
     releases: Mapped[list[Release]] = relationship(
         back_populates="artist", cascade="all, delete-orphan", order_by="Release.id.desc()"
     )
+
+
+class ArtistAvatar(db.Model):
+    """An artist's picture, as square JPEG thumbnails in the vault, keyed by edge length."""
+
+    __tablename__ = "artist_avatars"
+
+    artist_id: Mapped[int] = mapped_column(
+        ForeignKey("artists.id", ondelete="CASCADE"), primary_key=True
+    )
+    size: Mapped[int] = mapped_column(primary_key=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("vault_objects.id"))
+
+    vault_object: Mapped[VaultObject] = relationship()
 
 
 class Release(db.Model):

@@ -11,12 +11,16 @@ RELEASE_TYPE_LABELS = {"single": "Single", "ep": "EP", "album": "Album"}
 
 
 def release_price_label(release: Release) -> str:
+    """The release's price as a listener reads it; name-your-price shows the suggested price
+    and the minimum."""
     if release.pricing_mode is PricingMode.FREE:
         return "Free download"
     if release.pricing_mode is PricingMode.NAME_YOUR_PRICE:
-        if release.minimum_price_minor == 0:
-            return "Name your price"
-        return f"{release.minimum_price.format()} or more"
+        if release.minimum_price_minor:
+            return f"Suggested {release.price.format()} · minimum {release.minimum_price.format()}"
+        if release.price_minor:
+            return f"Pay what you want, suggested {release.price.format()}"
+        return "Pay what you want"
     return release.price.format()
 
 

@@ -8,7 +8,8 @@ as ``config``; without it they read the running app's settings, so older callers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -28,7 +29,15 @@ from app.catalog.errors import (
     SlugTaken,
     TrackNotFound,
 )
-from app.catalog.models import MAX_TRACK_POSITION, Artist, PricingMode, Release, ReleaseType, Track
+from app.catalog.models import (
+    MAX_TRACK_POSITION,
+    Artist,
+    ArtistAvatar,
+    PricingMode,
+    Release,
+    ReleaseType,
+    Track,
+)
 from app.ingest import media
 from app.ingest.models import TrackMedia
 from app.ledger.money import CURRENCY_EXPONENTS, Money
@@ -130,9 +139,19 @@ def delete_artist(
     require_owner(user, artist)
     _refuse_if_bought(session, [release.id for release in artist.releases], "This artist's music")
     doomed = media.object_ids(session, releases=artist.releases)
+    doomed += avatar_object_ids(session, [artist.id])
     media.discard_uploads(session, current_app.config if config is None else config, artist.releases)
     session.delete(artist)
     media.shred(session, doomed)
+
+
+def avatar_object_ids(session: Session, artist_ids: Iterable[int]) -> list[str]:
+    """The vault objects behind these artists' avatars (``app.catalog.images``)."""
+    ids = list(artist_ids)
+    if not ids:
+        return []
+    found = session.scalars(select(ArtistAvatar.object_id).where(ArtistAvatar.artist_id.in_(ids)))
+    return list(found)
 
 
 def _refuse_if_bought(session: Session, release_ids: list[int], what: str) -> None:
@@ -165,7 +184,7 @@ def max_price_minor(config: Mapping[str, Any] | None = None) -> int:
 def price_problem(value: Any, currency: str, limit: int, what: str = "A price") -> str | None:
     """Why ``value`` cannot be a price in ``currency`` up to ``limit``, for people, or None."""
     if not isinstance(value, int) or isinstance(value, bool):
-        return f"{what} must be a whole number of minor units (cents)."
+        return f"{what} must be a whole number of cents."
     if value < 0:
         return f"{what} cannot be negative."
     if value > limit:
@@ -314,30 +333,50 @@ def artist_releases(artist: Artist, viewer: User | None) -> list[Release]:
     return [r for r in artist.releases if r.published]
 
 
-def search(session: Session, query: str, limit: int) -> tuple[list[Artist], list[Release]]:
-    """Artists by name and published releases by title or artist name, case-insensitively."""
+@dataclass(frozen=True)
+class SearchResults:
+    """What a search found, each list at most the limit long."""
+
+    artists: list[Artist]
+    releases: list[Release]
+    tracks: list[Track]
+
+    def __bool__(self) -> bool:
+        return bool(self.artists or self.releases or self.tracks)
+
+
+def search(session: Session, query: str, limit: int) -> SearchResults:
+    """Artists by name, published releases by title or artist name, and the tracks of
+    published releases by title, case-insensitively. ``%`` and ``_`` match themselves."""
     words = query.strip()
     if not words:
-        return [], []
+        return SearchResults([], [], [])
     pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+    def matches(column: InstrumentedAttribute[str]) -> Any:
+        return func.lower(column).like(pattern, escape="\\")
+
     artists = session.scalars(
-        select(Artist).where(func.lower(Artist.name).like(pattern, escape="\\"))
-        .order_by(Artist.name).limit(limit)
-    )  # fmt: skip
+        select(Artist).where(matches(Artist.name)).order_by(Artist.name).limit(limit)
+    )
     releases = session.scalars(
         select(Release)
         .join(Release.artist)
         .where(Release.published.is_(True))
-        .where(
-            or_(
-                func.lower(Release.title).like(pattern, escape="\\"),
-                func.lower(Artist.name).like(pattern, escape="\\"),
-            )
-        )
+        .where(or_(matches(Release.title), matches(Artist.name)))
         .order_by(Release.published_at.desc(), Release.id.desc())
         .limit(limit)
     )
-    return list(artists), list(releases)
+    tracks = session.scalars(
+        select(Track)
+        .join(Track.release)
+        .where(Release.published.is_(True))
+        .where(matches(Track.title))
+        .options(joinedload(Track.release).joinedload(Release.artist))
+        .order_by(Release.published_at.desc(), Release.id.desc(), Track.position, Track.id)
+        .limit(limit)
+    )
+    return SearchResults(list(artists), list(releases), list(tracks))
 
 
 # Tracks ---------------------------------------------------------------------------------

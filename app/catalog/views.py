@@ -20,14 +20,16 @@ from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
 
 from app.accounts.current import viewer
-from app.catalog import service
+from app.catalog import images, service
+from app.catalog.models import ArtistAvatar
 from app.catalog.schemas import ArtistForm, ReleaseForm, load_track_form
 from app.commerce.views import SALES_POLL_SECONDS, studio_sales
-from app.errors import DomainError
+from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.ledger.money import CURRENCY_EXPONENTS
 from app.plays.listeners import offer_listener_cookie
 from app.plays.service import counted_plays
+from app.plays.views import COVER_CACHE_SECONDS, send_object
 
 bp = Blueprint("catalog", __name__)
 # Domain rules name model fields; the forms show amounts as typed decimals under other names.
@@ -36,7 +38,10 @@ FORM_FIELD_FOR = {"price_minor": "price", "minimum_price_minor": "minimum_price"
 
 @bp.app_context_processor
 def _choices() -> dict[str, Any]:
-    return {"CURRENCY_OPTIONS": [(code, code) for code in sorted(CURRENCY_EXPONENTS)]}
+    return {
+        "CURRENCY_OPTIONS": [(code, code) for code in sorted(CURRENCY_EXPONENTS)],
+        "COVER_MAX_SIZE": images.size_for_people(images.upload_limit(current_app.config)),
+    }
 
 
 def _form_page(template: str, load: Callable[[], dict], save: Callable[[dict], str], **ctx: Any):
@@ -65,6 +70,15 @@ def _load(schema: Schema) -> Callable[[], dict]:
     return lambda: schema.load(request.form)
 
 
+def _chosen_image(field: str) -> bytes:
+    """The bytes of the file chosen in ``field``. Raises InvalidImage if none was chosen or
+    it is over the ``COVER_UPLOAD_MAX_BYTES`` setting."""
+    chosen = request.files.get(field)
+    if chosen is None or not chosen.filename:
+        raise images.InvalidImage("Choose an image file first.")
+    return images.read_upload(chosen.stream, images.upload_limit(current_app.config))
+
+
 # Public pages ---------------------------------------------------------------------------
 
 
@@ -77,8 +91,8 @@ def home() -> str:
 @bp.get("/search")
 def search() -> str:
     query = request.args.get("q", "")[:200]
-    artists, releases = service.search(db.session, query, current_app.config["SEARCH_RESULTS_LIMIT"])
-    return render_template("catalog/search.html", query=query, artists=artists, releases=releases)
+    found = service.search(db.session, query, current_app.config["SEARCH_RESULTS_LIMIT"])
+    return render_template("catalog/search.html", query=query, found=found)
 
 
 @bp.get("/artists/<slug>")
@@ -86,6 +100,15 @@ def artist(slug: str) -> str:
     found = service.get_artist(db.session, slug)
     releases = service.artist_releases(found, viewer())
     return render_template("catalog/artist.html", artist=found, releases=releases)
+
+
+@bp.get("/artists/<slug>/avatar/<int:size>.jpg")
+def avatar(slug: str, size: int) -> Response:
+    found = service.get_artist(db.session, slug)
+    stored = db.session.get(ArtistAvatar, (found.id, size))
+    if stored is None:
+        raise NotFound("No picture at that size.")
+    return send_object(stored.object_id, "image/jpeg", cache_seconds=COVER_CACHE_SECONDS)
 
 
 @bp.get("/releases/<int:release_id>")
@@ -141,6 +164,36 @@ def edit_artist(slug: str):
     return _form_page("catalog/artist_form.html", load, save, artist=found)
 
 
+@bp.post("/studio/artists/<slug>/avatar")
+@login_required
+def upload_avatar(slug: str):
+    found = service.get_artist(db.session, slug)
+    service.require_owner(current_user, found)
+    try:
+        images.set_artist_avatar(db.session, found, _chosen_image("avatar"))
+        db.session.commit()
+    except images.InvalidImage as exc:
+        db.session.rollback()
+        page = render_template(
+            "catalog/artist_form.html",
+            errors={}, form={}, artist=found, avatar_errors=[exc.message],
+        )  # fmt: skip
+        return page, 422
+    flash("Picture saved.", "success")
+    return redirect(url_for("catalog.edit_artist", slug=found.slug))
+
+
+@bp.post("/studio/artists/<slug>/avatar/delete")
+@login_required
+def delete_avatar(slug: str) -> Response:
+    found = service.get_artist(db.session, slug)
+    service.require_owner(current_user, found)
+    images.remove_artist_avatar(db.session, found)
+    db.session.commit()
+    flash("Picture removed.", "info")
+    return redirect(url_for("catalog.edit_artist", slug=found.slug))
+
+
 @bp.route("/studio/artists/<slug>/releases/new", methods=["GET", "POST"])
 @login_required
 def new_release(slug: str):
@@ -169,6 +222,34 @@ def edit_release(release_id: int):
     return _form_page(
         "catalog/release_form.html", _load(ReleaseForm()), save, artist=found.artist, release=found
     )
+
+
+@bp.post("/studio/releases/<int:release_id>/cover")
+@login_required
+def upload_cover(release_id: int):
+    found = service.editable_release(db.session, release_id, current_user)
+    try:
+        images.set_release_cover(db.session, found, _chosen_image("cover"))
+        db.session.commit()
+    except images.InvalidImage as exc:
+        db.session.rollback()
+        page = render_template(
+            "catalog/release_form.html",
+            errors={}, form={}, artist=found.artist, release=found, cover_errors=[exc.message],
+        )  # fmt: skip
+        return page, 422
+    flash("Cover saved.", "success")
+    return redirect(url_for("catalog.edit_release", release_id=found.id))
+
+
+@bp.post("/studio/releases/<int:release_id>/cover/delete")
+@login_required
+def delete_cover(release_id: int) -> Response:
+    found = service.editable_release(db.session, release_id, current_user)
+    images.remove_release_cover(db.session, found)
+    db.session.commit()
+    flash("Cover removed.", "info")
+    return redirect(url_for("catalog.edit_release", release_id=found.id))
 
 
 @bp.post("/studio/releases/<int:release_id>/delete")

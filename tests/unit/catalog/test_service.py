@@ -41,9 +41,9 @@ def test_sellable_pricing_passes(mode, price, minimum, currency):
         (PricingMode.NAME_YOUR_PRICE, LIMIT, LIMIT + 1, "USD", "minimum_price_minor",
          "A minimum price can be at most $10,000.00."),
         (PricingMode.FIXED, 7.5, 0, "USD", "price_minor",
-         "A price must be a whole number of minor units (cents)."),
+         "A price must be a whole number of cents."),
         (PricingMode.FIXED, True, 0, "USD", "price_minor",
-         "A price must be a whole number of minor units (cents)."),
+         "A price must be a whole number of cents."),
         (PricingMode.FIXED, 700, 0, "XYZ", "currency", "Unknown currency 'XYZ'."),
     ],
 )  # fmt: skip
