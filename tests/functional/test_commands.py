@@ -22,7 +22,7 @@ def test_create_admin_refuses_a_short_password_in_one_line(runner, session):
 def test_create_admin_refuses_a_bad_email_in_one_line(runner, session):
     result = runner.invoke(args=["users", "create-admin", "not-an-email", "--password", "a-long-password"])
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == "megabox: email: Not a valid email address.\n"
+    assert result.stderr == "megabox: email: Enter an e-mail address like name@example.com.\n"
     assert session.scalar(select(User)) is None
 
 
@@ -77,7 +77,7 @@ def test_artists_create_reports_bad_input_in_one_line(runner, session):
     assert taken.exit_code == 1 and taken.stderr == "megabox: The address 'taken' is taken.\n"
     assert session.scalar(select(func.count(Artist.id))) == 1
     bad_email = runner.invoke(args=["artists", "create", "fine", "--name", "X", "--email", "nope"])
-    assert bad_email.exit_code == 1 and bad_email.stderr == "megabox: email: Not a valid email address.\n"
+    assert bad_email.exit_code == 1 and bad_email.stderr == "megabox: email: Enter an e-mail address like name@example.com.\n"
 
 
 def test_demo_seed_is_idempotent(runner, session):
