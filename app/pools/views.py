@@ -84,7 +84,8 @@ def close(key: str) -> Response:
         result = service.preview(db.session, current_app.config, key)
         flash(
             f"Closed {key}: {result.money(result.pool_minor).format()} split over "
-            f"{len(result.rows):,} tracks by {result.model}.",
+            f"{len(result.rows):,} track{'' if len(result.rows) == 1 else 's'}, "
+            f"{str(result.model).replace('_', '-')}.",
             "success",
         )
     return redirect(url_for("pools.period", key=key))

@@ -129,7 +129,8 @@ def _ads(content: StatementContent) -> list[Flowable]:
         story.append(
             Paragraph(
                 escape(
-                    f"{share.plays:,} counted plays of {share.period_plays:,} in the period, "
+                    f"{share.plays:,} counted play{'' if share.plays == 1 else 's'} of "
+                    f"{share.period_plays:,} in the period, "
                     f"{share.model.replace('_', ' ')} model, "
                     f"{content.rate_per_1000(share).format()} per 1,000 plays: "
                     f"{content.money(share.amount_minor).format()}."

@@ -172,12 +172,11 @@ def flip_a_segment_byte(app: Flask, stored: VaultObject, segment: int) -> None:
 
 
 def watch_console(page: Any) -> list[str]:
-    """Console errors and uncaught exceptions; the site has no favicon yet, so its 404 is not
-    this page's."""
+    """Console errors and uncaught exceptions."""
     problems: list[str] = []
 
     def console(message: Any) -> None:
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        if message.type == "error":
             problems.append(message.text)
 
     page.on("console", console)

@@ -14,7 +14,7 @@ from flask import Flask
 from app.ads.models import Campaign
 from app.catalog.models import PricingMode, Release, TrackStatus
 from app.extensions import db
-from app.ingest.models import TrackMedia
+from app.ingest.models import TrackMedia, Upload, UploadStatus
 from app.vault import service as vault
 from tests.conftest import TEST_PASSWORD
 from tests.factories import ReleaseFactory, TrackFactory, UserFactory
@@ -161,3 +161,55 @@ def test_pages_fit_a_phone_without_sideways_scrolling(
       slot.classList.add('ad-slot-filled');
     }""")
     _assert_fits(phone, "a playing release page")
+
+
+def _uploads(release: Release) -> None:
+    """Uploads in every state the Studio lists, with long names and a long error."""
+    name = "a-master-with-a-very-long-file-name-that-does-not-break-anywhere-at-all-final-v2.wav"
+    states = [
+        (UploadStatus.UPLOADING, {"received": 400_000}),
+        (UploadStatus.PROCESSING, {"received": 1_000_000, "progress": 40, "stage": "encoding"}),
+        (UploadStatus.FAILED, {"received": 1_000_000, "error_code": "not_audio",
+                               "error_message": "This file is not audio that we can read: " * 4}),
+    ]  # fmt: skip
+    for number, (status, values) in enumerate(states):
+        db.session.add(Upload(
+            id=f"{number:032x}", user_id=release.artist.owner_id, artist_id=release.artist_id,
+            release_id=release.id, filename=f"{number}-{name}", size=1_000_000, status=status,
+            **values,
+        ))  # fmt: skip
+    db.session.commit()
+
+
+def test_the_studio_and_the_api_docs_fit_a_phone(live_server, phone, releases):
+    release = releases[1]
+    _uploads(release)
+    track = release.tracks[0]
+    artist = release.artist
+    phone.goto(f"{live_server}/login")
+    phone.fill("#f-email", artist.owner.email)
+    phone.fill("#f-password", TEST_PASSWORD)
+    phone.click("main button[type=submit]")
+    phone.wait_for_url(lambda url: "/login" not in url)
+
+    pages = [
+        "/studio", f"/studio/artists/{artist.slug}/edit",
+        f"/studio/artists/{artist.slug}/releases/new", f"/studio/tracks/{track.id}/edit",
+        f"/studio/releases/{release.id}/tracks/new", "/studio/earnings", "/studio/statements",
+        "/studio/payouts", "/api/v1/docs",
+    ]  # fmt: skip
+    for path in pages:
+        phone.goto(f"{live_server}{path}")
+        _assert_fits(phone, path)
+
+    # The release's edit form with its tracks and the upload list in every state.
+    phone.goto(f"{live_server}/studio/releases/{release.id}/edit")
+    phone.wait_for_function("document.querySelectorAll('#upload-list .upload').length === 3")
+    _assert_fits(phone, "the release edit page with uploads")
+
+    # A form sent back with errors.
+    phone.fill("#f-title", "")
+    phone.fill("#f-price", "not a price at all")
+    phone.click("main form button[type=submit]:text-is('Save changes')")
+    phone.wait_for_selector(".field-error")
+    _assert_fits(phone, "the release edit form with errors")

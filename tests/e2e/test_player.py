@@ -14,18 +14,16 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.ads.models import Campaign, Impression
-from app.catalog.models import Release, TrackStatus
+from app.catalog.models import Release
 from app.extensions import db
-from app.ingest.models import TrackMedia
 from app.plays.models import Play, PlayOutcome
 from app.vault import service as vault
-from tests import audio_fixtures as audio
-from tests.factories import ReleaseFactory, TrackFactory, UserFactory
+from tests.e2e.conftest import PHONE, playable_release
+from tests.factories import UserFactory
 from tests.functional.ads.conftest import image_bytes
 
 pytestmark = pytest.mark.browser
 
-PHONE_WIDTH = 390  # CSS pixels: an iPhone 12 to 15
 # Seconds of audio per track: the first is long enough to seek in, the others end quickly.
 LENGTHS = (12.0, 2.5, 2.5)
 PEAKS = [0.2 + 0.6 * ((i * 7) % 10) / 10 for i in range(100)]
@@ -57,33 +55,9 @@ def app(make_app: Any) -> Iterator[Flask]:
         db.session.rollback()
 
 
-def _stored(path: Path, content_type: str) -> Any:
-    data = path.read_bytes()
-    return vault.put_stream(
-        db.session, io.BytesIO(data), kind="rendition", content_type=content_type, size=len(data)
-    )
-
-
 @pytest.fixture
 def release(app: Flask, tmp_path: Path) -> Release:
-    made = ReleaseFactory(title="Short Waves", artist__name="Ola Tern")
-    for position, seconds in enumerate(LENGTHS, start=1):
-        track = TrackFactory(release=made, position=position, title=f"Wave {position}",
-                             status=TrackStatus.READY, duration_ms=int(seconds * 1000))  # fmt: skip
-        opus = audio.synthesise(tmp_path, f"wave{position}", "opus", seconds=seconds)
-        mp3 = audio.synthesise(tmp_path, f"wave{position}", "mp3", seconds=seconds)
-        opus_object, mp3_object = _stored(opus, "audio/ogg"), _stored(mp3, "audio/mpeg")
-        db.session.add(
-            TrackMedia(
-                track_id=track.id, artist_id=made.artist_id, master_sha256=opus_object.sha256,
-                master_object_id=opus_object.id, opus_object_id=opus_object.id,
-                mp3_object_id=mp3_object.id, original_filename=opus.name, container="ogg",
-                codec="opus", sample_rate=48000, bit_depth=None, channels=2,
-                waveform={"buckets": len(PEAKS), "peaks": PEAKS},
-            )
-        )  # fmt: skip
-    db.session.commit()
-    return made
+    return playable_release(tmp_path, LENGTHS, PEAKS, title="Short Waves", artist__name="Ola Tern")
 
 
 @pytest.fixture
@@ -133,8 +107,8 @@ def _watch_console(page: Any) -> list[str]:
     return problems
 
 
-def test_the_player_counts_shows_an_ad_seeks_and_moves_on(live_server, page, release, campaign):
-    problems = _watch_console(page)
+def test_the_player_counts_shows_an_ad_seeks_and_moves_on(live_server, open_page, release, campaign):
+    page = open_page()  # any console error or failed request fails the test
     page.add_init_script(KEEP_AUDIO)
     first, second, third = (track.id for track in release.tracks)
     row = {track: f".track[data-track-id='{track}']" for track in (first, second, third)}
@@ -215,10 +189,9 @@ def test_the_player_counts_shows_an_ad_seeks_and_moves_on(live_server, page, rel
     assert _count(Impression) == 3
 
     # On a phone's width, the playing page with its ad and times does not scroll sideways.
-    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
-    page.wait_for_function(f"document.documentElement.clientWidth === {PHONE_WIDTH}")
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
-    assert problems == []
+    page.set_viewport_size(PHONE)
+    page.wait_for_function(f"document.documentElement.clientWidth === {PHONE['width']}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
 def test_the_music_goes_on_when_the_api_fails(live_server, page, release):

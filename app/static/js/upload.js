@@ -79,15 +79,22 @@
     const item = document.createElement("li");
     item.className = "upload";
     item.innerHTML = '<div class="upload-head"><span class="upload-name"></span><span class="upload-status"></span></div>' +
-      '<div class="progress"><div class="progress-bar"></div></div><p class="upload-error" hidden></p>';
+      '<div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0">' +
+      '<div class="progress-bar"></div></div><p class="upload-error" hidden></p>';
     item.querySelector(".upload-name").textContent = name;
+    const meter = item.querySelector(".progress");
+    meter.setAttribute("aria-label", name);
     list.prepend(item);
     const view = {
       item: item,
       set: function (status, fraction, text) {
+        const percent = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
+        const said = text || STATUS_TEXT[status] || status;
         item.dataset.status = status;
-        item.querySelector(".upload-status").textContent = text || STATUS_TEXT[status] || status;
-        item.querySelector(".progress-bar").style.width = Math.round(Math.max(0, Math.min(1, fraction)) * 100) + "%";
+        item.querySelector(".upload-status").textContent = said;
+        item.querySelector(".progress-bar").style.width = percent + "%";
+        meter.setAttribute("aria-valuenow", String(percent));
+        meter.setAttribute("aria-valuetext", said);
       },
       fail: function (message) {
         view.set("failed", 1, "Failed");

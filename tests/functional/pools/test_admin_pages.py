@@ -102,7 +102,7 @@ def test_closing_from_the_page_and_again_does_nothing(client, admin, three_liste
     assert period.status is PeriodStatus.CLOSED and period.model is PoolModel.USER_CENTRIC
     assert period.closed_by_id == admin.id
     page = client.get("/admin/periods/2026-11").get_data(as_text=True)
-    assert "Closed 2026-11: $27.00 split over 3 tracks by user_centric." in page
+    assert "Closed 2026-11: $27.00 split over 3 tracks, user-centric." in page
     assert f"Transaction {period.ledger_transaction_id}" in page
     assert "$8.10" in page and "$9.90" in page and "$9.00" in page  # 2700 by listener
 
