@@ -63,6 +63,7 @@ from app.catalog.service import max_price_minor, price_problem
 from app.database import insert_unless_exists, lock_row
 from app.ledger.money import Money
 from app.plays.models import PLAY_TOKEN_LENGTH, Listener, Play
+from app.pools.models import PeriodListener
 from app.pools.periods import count_landed, landing_period
 from app.timestamps import utcnow
 from app.vault import service as vault
@@ -307,6 +308,7 @@ def record_impression(
         if _shown_since(session, by_address, since, cap) >= cap:
             return None
     period = landing_period(session, config, now)
+    cpm_minor = ad.cpm_minor if ad.currency == period.currency else 0
     new_id = session.execute(
         insert_unless_exists(session, Impression, ["play_id"])
         .values(
@@ -316,14 +318,14 @@ def record_impression(
             period_id=period.id,
             play_id=play_id,
             shown_at=now,
-            cpm_minor=ad.cpm_minor if ad.currency == period.currency else 0,
+            cpm_minor=cpm_minor,
             currency=period.currency,
         )
         .returning(Impression.id)
     ).scalar_one_or_none()
     if new_id is None:  # the play has its impression already
         return None
-    count_landed(session, period.id, listener_id, impressions=1)
+    count_landed(session, period.id, listener_id, impressions=1, cpm_minor=cpm_minor)
     return session.get(Impression, new_id)
 
 
@@ -339,6 +341,18 @@ def impression_totals(session: Session, period_id: int) -> tuple[int, int]:
         select(
             func.count(), func.coalesce(func.sum(Impression.cpm_minor), 0) // CPM_IMPRESSIONS
         ).where(Impression.period_id == period_id)
+    ).one()
+    return int(count), int(revenue)
+
+
+def counted_impression_totals(session: Session, period_id: int) -> tuple[int, int]:
+    """``impression_totals`` as the listeners' counters hold them (``PeriodListener``: each
+    impression and its CPM are added as it lands), which spares reading every impression."""
+    count, revenue = session.execute(
+        select(
+            func.coalesce(func.sum(PeriodListener.impressions), 0),
+            func.coalesce(func.sum(PeriodListener.impression_cpm_minor), 0) // CPM_IMPRESSIONS,
+        ).where(PeriodListener.period_id == period_id)
     ).one()
     return int(count), int(revenue)
 

@@ -60,7 +60,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -129,8 +129,6 @@ class Allocation:
     pool: int
     plays: int
     shares: list[TrackShare]
-    # With ``PoolInputs.listeners``: the sums of their n and imps, for the caller to check.
-    counters: tuple[int, int] | None = None
 
     @property
     def tracks(self) -> int:
@@ -139,7 +137,8 @@ class Allocation:
 
 def period_inputs(period_id: int | None, *, kept: bool = False) -> PoolInputs:
     """The earning counted plays and the ad impressions that landed in the period, and, when
-    ``kept``, its listeners' counters (``PeriodListener``; the caller checks that they agree)."""
+    ``kept``, its listeners' counters (``PeriodListener``; the allocation raises
+    CountersDisagree when their plays are not the plays it reads)."""
     plays = (
         select(Play.listener_id.label("listener"), Play.track_id.label("track"))
         .where(Play.period_id == period_id, Play.earns)
@@ -201,12 +200,8 @@ def allocate_pool(
         weights = _kept_weights(db, inputs.listeners)
         impressions = weights.impressions
     if impressions:
-        allocation = _user_centric(db, inputs, pool, impressions, scale, weights)
-    else:
-        allocation = _pro_rata(db, inputs, pool)
-    if weights is None:
-        return allocation
-    return replace(allocation, counters=(weights.plays, weights.impressions))
+        return _user_centric(db, inputs, pool, impressions, scale, weights)
+    return _pro_rata(db, inputs, pool)
 
 
 @dataclass(frozen=True, slots=True)

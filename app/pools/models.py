@@ -82,15 +82,18 @@ class PeriodListener(db.Model):
 
     ``user_centric`` weighs each play by its listener's impressions over their earning plays.
     Counting those as they land (in the transaction that lands the play or the impression)
-    spares the close from grouping a month of plays and of impressions by listener. The close
-    checks the counters against the plays and impressions it reads, and counts again from
-    them when a deleted track took plays away (``app.pools.service``).
+    spares the close from grouping a month of plays and of impressions by listener, and the
+    impressions' CPMs summed as they land spare it from reading the impressions at all. The
+    close checks the play counters against the plays it reads, and counts again from the rows
+    when a deleted track took plays away (``app.pools.service``). Impressions go only with
+    their listener, whose counters go too.
     """
 
     __tablename__ = "period_listeners"
     __table_args__ = (
         CheckConstraint("earning_plays >= 0", name="earning_plays_non_negative"),
         CheckConstraint("impressions >= 0", name="impressions_non_negative"),
+        CheckConstraint("impression_cpm_minor >= 0", name="impression_cpm_minor_non_negative"),
     )
 
     period_id: Mapped[int] = mapped_column(ForeignKey("periods.id"), primary_key=True)
@@ -99,6 +102,9 @@ class PeriodListener(db.Model):
     )
     earning_plays: Mapped[int] = mapped_column(BigInteger(), default=0)
     impressions: Mapped[int] = mapped_column(BigInteger(), default=0)
+    # The sum of those impressions' CPMs: the period's impression revenue is the floor of the
+    # sum over its listeners / 1000 (``app.ads.service.impression_revenue_minor``).
+    impression_cpm_minor: Mapped[int] = mapped_column(BigInteger(), default=0)
 
 
 class PeriodAllocation(db.Model):

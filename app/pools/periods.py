@@ -106,10 +106,16 @@ def landing_period(
 
 
 def count_landed(
-    session: Session, period_id: int, listener_id: int, *, plays: int = 0, impressions: int = 0
+    session: Session,
+    period_id: int,
+    listener_id: int,
+    *,
+    plays: int = 0,
+    impressions: int = 0,
+    cpm_minor: int = 0,
 ) -> None:
-    """Add an earning play or an impression that landed in the period to its listener's
-    counters (``PeriodListener``), in the transaction that lands it."""
+    """Add an earning play or an impression (with its CPM) that landed in the period to its
+    listener's counters (``PeriodListener``), in the transaction that lands it."""
     insert_or_add(
         session,
         PeriodListener,
@@ -119,6 +125,7 @@ def count_landed(
             "listener_id": listener_id,
             "earning_plays": plays,
             "impressions": impressions,
+            "impression_cpm_minor": cpm_minor,
         },
     )
 
@@ -132,20 +139,20 @@ def recount_landed(session: Session, period_id: int) -> None:
     session.execute(delete(PeriodListener).where(PeriodListener.period_id == period_id))
     plays = (
         select(Play.listener_id.label("listener"), func.count().label("plays"),
-               literal(0).label("impressions"))
+               literal(0).label("impressions"), literal(0).label("cpm"))
         .where(Play.period_id == period_id, Play.earns)
         .group_by(Play.listener_id)
     )  # fmt: skip
     impressions = (
-        select(Impression.listener_id, literal(0), func.count())
+        select(Impression.listener_id, literal(0), func.count(), func.sum(Impression.cpm_minor))
         .where(Impression.period_id == period_id)
         .group_by(Impression.listener_id)
     )
     landed = union_all(plays, impressions).subquery("landed")
     counters = select(
         literal(period_id), landed.c.listener, func.sum(landed.c.plays),
-        func.sum(landed.c.impressions),
+        func.sum(landed.c.impressions), func.sum(landed.c.cpm),
     ).group_by(landed.c.listener)  # fmt: skip
-    columns = ["period_id", "listener_id", "earning_plays", "impressions"]
+    columns = ["period_id", "listener_id", "earning_plays", "impressions", "impression_cpm_minor"]
     session.execute(insert(PeriodListener).from_select(columns, counters))
 

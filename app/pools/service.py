@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
-from app.ads.service import impression_revenue_minor, impression_totals
+from app.ads.service import counted_impression_totals, impression_revenue_minor
 from app.catalog.models import Artist, Release, Track
 from app.database import insert_unless_exists, lock_row
 from app.ledger import service as ledger
@@ -416,7 +416,8 @@ class _Split:
 
 class _Landed:
     """What landed in a period (None: a period not made yet, where nothing landed), with its
-    impressions' count and revenue read once, when first asked for."""
+    impressions' count and revenue read once from the listeners' counters, when first asked
+    for."""
 
     def __init__(self, session: Session, period_id: int | None) -> None:
         self.session, self.period_id = session, period_id
@@ -427,7 +428,7 @@ class _Landed:
         if self.period_id is None:
             return 0, 0
         if self._impressions is None:
-            self._impressions = impression_totals(self.session, self.period_id)
+            self._impressions = counted_impression_totals(self.session, self.period_id)
         return self._impressions
 
 
@@ -440,20 +441,18 @@ def _split(landed: _Landed, revenue: int, bps: int, model: PoolModel, *, repair:
 
 def _allocate(landed: _Landed, pool: int, model: PoolModel, *, repair: bool) -> Allocation:
     """The period's allocation. ``user_centric`` reads the listeners' counters, after
-    checking them: their sums must be the earning plays the allocation read and the
-    period's impressions. When they are not (a track was deleted with its plays), the close
-    (``repair``) counts them afresh; a preview, which writes nothing, groups the rows."""
+    checking them: their plays must sum to the earning plays the allocation read. When they
+    do not (a track was deleted with its plays), the close (``repair``) counts them afresh;
+    a preview, which writes nothing, groups the rows. (Impressions go only with their
+    listener, whose counters go too, so the impression counters need no such check.)"""
     session, period_id = landed.session, landed.period_id
     if period_id is None or PoolModel(model) is PoolModel.PRO_RATA:
         return allocate_pool(session, period_inputs(period_id), pool, model)
     kept = period_inputs(period_id, kept=True)
     try:
-        allocation = allocate_pool(session, kept, pool, model)
+        return allocate_pool(session, kept, pool, model)
     except CountersDisagree:
         pass
-    else:
-        if allocation.counters == (allocation.plays, landed.impressions()[0]):
-            return allocation
     if not repair:
         return allocate_pool(session, period_inputs(period_id), pool, model)
     recount_landed(session, period_id)

@@ -100,7 +100,9 @@ class Listening:
                 for _ in range(count)
             ],
         )
-        count_landed(db.session, period.id, listener_id, impressions=count)
+        count_landed(
+            db.session, period.id, listener_id, impressions=count, cpm_minor=count * cpm_minor
+        )
         db.session.commit()
 
 
