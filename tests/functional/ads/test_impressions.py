@@ -21,7 +21,7 @@ from app.extensions import db
 from app.plays.listeners import LISTENER_COOKIE, new_cookie, read_cookie
 from app.plays.models import Listener, Play
 from app.pools.models import Period, PeriodListener, PeriodStatus
-from app.pools.periods import ensure_period
+from app.pools.periods import ensure_period, recount_landed
 from tests.conftest import TEST_PASSWORD
 from tests.factories import TrackFactory, UserFactory
 
@@ -238,6 +238,28 @@ def test_revenue_adds_up_over_many_impressions_exactly(app, session):
     )
     session.commit()
     assert service.impression_revenue_minor(session, period.id) == 1234 * 1001 // 1000
+
+
+def test_the_listeners_counters_hold_the_revenue_of_what_landed(app, session, track):
+    """The close reads the revenue from the counters: each recorded impression adds its CPM
+    (nothing for a campaign in another currency), and counting afresh gives the same."""
+    someone, other = new_listener(session, "c:someone"), new_listener(session, "c:other")
+    paid_campaign(session, cpm_minor=1999)
+    for listener, minutes in [(someone, 0), (someone, 1), (other, 2)]:
+        assert show(app, session, listener, track, NOW + timedelta(minutes=minutes)) is not None
+    session.execute(Campaign.__table__.delete())
+    paid_campaign(session, cpm_minor=5000, currency="EUR")
+    assert show(app, session, other, track, NOW + timedelta(minutes=3)) is not None
+    period_id = session.scalar(select(Period.id))
+
+    kept = select(PeriodListener.listener_id, PeriodListener.impressions,
+                  PeriodListener.impression_cpm_minor).order_by(PeriodListener.listener_id)  # fmt: skip
+    assert session.execute(kept).all() == [(someone, 2, 3998), (other, 2, 1999)]
+    assert service.counted_impression_totals(session, period_id) == (4, 5) == (
+        service.impression_totals(session, period_id)
+    )
+    recount_landed(session, period_id)
+    assert session.execute(kept).all() == [(someone, 2, 3998), (other, 2, 1999)]
 
 
 # The API --------------------------------------------------------------------------------------
