@@ -76,15 +76,32 @@ def _forget_cached_user() -> None:
 
 
 def _empty_tables() -> None:
+    """Every table emptied and every sequence back at 1.
+
+    On PostgreSQL a TRUNCATE of all the tables took about 0.2 s a test (a new file for each
+    table and index), a third of the suite's time there; deleting the few rows a test leaves
+    takes milliseconds. The deletes run with triggers off (``session_replication_role``, a
+    superuser's setting, as the test database's owner has), which also lets them remove the
+    ledger's append-only rows and ignore the order of foreign keys. Without that right, the
+    tables are truncated.
+    """
     db.session.remove()
     tables = [t for t in db.metadata.sorted_tables]
     with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
+        if conn.dialect.name != "postgresql":
             for table in reversed(tables):
                 conn.execute(table.delete())
+        elif conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for table in tables:
+                conn.execute(table.delete())
+            conn.execute(text(
+                "SELECT setval(c.oid, 1, false) FROM pg_class AS c "
+                "WHERE c.relkind = 'S' AND c.relnamespace = current_schema()::regnamespace"
+            ))  # fmt: skip
+        else:
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
