@@ -15,6 +15,8 @@
   state, what is left of a sale) are serialised. PostgreSQL takes a row lock (``SELECT ...
   FOR UPDATE``); SQLite has no row locks, and locks the whole database for writing at a
   transaction's first write, so a no-op write takes that lock now, before the row is read.
+- ``int_array``: a list of integers as one PostgreSQL array parameter, for statements that
+  write thousands of rows in one ``INSERT ... SELECT FROM unnest(...)``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import enum
 
-from sqlalchemy import Enum, Insert, Table, select, update
+from sqlalchemy import Enum, Insert, String, Table, bindparam, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,6 +42,12 @@ def insert_unless_exists(session: Session, model: type[Any], keys: Sequence[str]
     if dialect == "sqlite":
         return sqlite.insert(model).on_conflict_do_nothing(index_elements=list(keys))
     raise NotImplementedError(f"Megabox supports SQLite and PostgreSQL, not {dialect}")
+
+
+def int_array(name: str, values: Sequence[int], item: Any) -> Any:
+    """``values`` as a PostgreSQL array of ``item`` (Integer, BigInteger), sent as its text,
+    which PostgreSQL parses faster than the driver writes a list."""
+    return cast(bindparam(name, "{" + ",".join(map(str, values)) + "}", String), postgresql.ARRAY(item))
 
 
 def insert_or_add(

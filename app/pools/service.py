@@ -26,14 +26,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Integer, String, any_, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.ads.service import counted_impression_totals, impression_revenue_minor
 from app.catalog.models import Artist, Release, Track
-from app.database import insert_unless_exists, lock_row
+from app.database import insert_unless_exists, int_array, lock_row
 from app.ledger import service as ledger
 from app.ledger.service import AccountRef
 from app.ledger.allocation import split_bps
@@ -572,9 +572,9 @@ def _write_allocations(session: Session, period: Period, allocation: Allocation)
         return {}
     if session.get_bind().dialect.name == "postgresql":
         shares = func.unnest(
-            _int_array("tracks", [share.track for share in allocation.shares], Integer),
-            _int_array("plays", [share.plays for share in allocation.shares], BigInteger),
-            _int_array("amounts", [share.amount for share in allocation.shares], BigInteger),
+            int_array("tracks", [share.track for share in allocation.shares], Integer),
+            int_array("plays", [share.plays for share in allocation.shares], BigInteger),
+            int_array("amounts", [share.amount for share in allocation.shares], BigInteger),
         ).table_valued("track", "plays", "amount").render_derived(name="shares")
         rows = select(
             literal(period.id), Track.id, Release.artist_id,
@@ -612,10 +612,6 @@ def _write_allocations(session: Session, period: Period, allocation: Allocation)
         )
     session.execute(insert(PeriodAllocation), values)
     return _by_artist((row["artist_id"], row["amount_minor"]) for row in values)
-
-
-def _int_array(name: str, values: list[int], item: Any) -> Any:
-    return cast(bindparam(name, "{" + ",".join(map(str, values)) + "}", String), ARRAY(item))
 
 
 def _by_artist(amounts: Iterable[tuple[int | None, int]]) -> dict[int, int]:
@@ -678,25 +674,24 @@ def _artist_payables(
 ) -> dict[int, AccountRef]:
     """Each artist's payable account in ``currency``, made if missing (also under a race).
 
-    ``ledger.artist_payable`` does the same for one artist; a period pays thousands, so the
-    accounts are written and read in batches. Raises AccountMismatch like it.
+    ``ledger.artist_payable`` does the same for one artist; a period pays thousands, so on
+    PostgreSQL the missing accounts are made by one INSERT ... SELECT over arrays and all are
+    read in one query (elsewhere, in batches). Raises AccountMismatch like it.
     """
     now = utcnow()
     accounts: dict[int, AccountRef] = {}
-    for start in range(0, len(artist_ids), LOOKUP_BATCH):
-        batch = artist_ids[start : start + LOOKUP_BATCH]
+    if session.get_bind().dialect.name == "postgresql":
+        batches = [artist_ids] if artist_ids else []
+    else:
+        batches = [artist_ids[i : i + LOOKUP_BATCH] for i in range(0, len(artist_ids), LOOKUP_BATCH)]
+    for batch in batches:
         codes = {artist_payable_code(artist_id, currency): artist_id for artist_id in batch}
-        rows = [
-            {"code": code, "kind": AccountKind.LIABILITY, "currency": currency,
-             "artist_id": artist_id, "created_at": now}
-            for code, artist_id in codes.items()
-        ]  # fmt: skip
-        session.execute(insert_unless_exists(session, LedgerAccount, ["code"]), rows)
+        _make_payables(session, codes, currency, now)
         # Plain rows, not ORM objects: posting needs only their id, code and currency.
         found = select(
             LedgerAccount.id, LedgerAccount.code, LedgerAccount.kind, LedgerAccount.currency,
             LedgerAccount.artist_id,
-        ).where(LedgerAccount.code.in_(codes))  # fmt: skip
+        ).where(_code_in(session, codes))  # fmt: skip
         for account in session.execute(found):
             artist_id = codes[account.code]
             if (account.kind, account.currency, account.artist_id) != (
@@ -708,3 +703,40 @@ def _artist_payables(
                 )
             accounts[artist_id] = account
     return accounts
+
+
+def _make_payables(session: Session, codes: dict[str, int], currency: str, now: datetime) -> None:
+    """Insert the payable accounts of ``codes`` (code: artist id) that do not exist yet."""
+    insert_missing = insert_unless_exists(session, LedgerAccount, ["code"])
+    if session.get_bind().dialect.name != "postgresql":
+        rows = [
+            {"code": code, "kind": AccountKind.LIABILITY, "currency": currency,
+             "artist_id": artist_id, "created_at": now}
+            for code, artist_id in codes.items()
+        ]  # fmt: skip
+        session.execute(insert_missing, rows)
+        return
+    columns = LedgerAccount.__table__.c
+    given = (
+        func.unnest(
+            bindparam("codes", list(codes), type_=ARRAY(String)),
+            int_array("artists", list(codes.values()), Integer),
+        )
+        .table_valued("code", "artist_id")
+        .render_derived(name="given")
+    )
+    rows = select(
+        given.c.code, literal(AccountKind.LIABILITY, columns.kind.type),
+        literal(currency, columns.currency.type), given.c.artist_id,
+        literal(now, columns.created_at.type),
+    )  # fmt: skip
+    session.execute(
+        insert_missing.from_select(["code", "kind", "currency", "artist_id", "created_at"], rows)
+    )
+
+
+def _code_in(session: Session, codes: dict[str, int]) -> Any:
+    """``LedgerAccount.code`` is one of ``codes``: one array parameter on PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return LedgerAccount.code == any_(bindparam("wanted", list(codes), type_=ARRAY(String)))
+    return LedgerAccount.code.in_(codes)
