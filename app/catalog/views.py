@@ -79,6 +79,21 @@ def _chosen_image(field: str) -> bytes:
     return images.read_upload(chosen.stream, images.upload_limit(current_app.config))
 
 
+def _save_picture(
+    save: Callable[[], None], page: Callable[[list[str]], str], saved: str, target: str
+) -> tuple[str, int] | Response:
+    """Run ``save`` (a cover or an artist picture) and commit, then go to ``target``; a bad
+    image shows ``page`` with its problem instead, and nothing is saved."""
+    try:
+        save()
+        db.session.commit()
+    except images.InvalidImage as exc:
+        db.session.rollback()
+        return page([exc.message]), 422
+    flash(saved, "success")
+    return redirect(target)
+
+
 # Public pages ---------------------------------------------------------------------------
 
 
@@ -169,18 +184,14 @@ def edit_artist(slug: str):
 def upload_avatar(slug: str):
     found = service.get_artist(db.session, slug)
     service.require_owner(current_user, found)
-    try:
-        images.set_artist_avatar(db.session, found, _chosen_image("avatar"))
-        db.session.commit()
-    except images.InvalidImage as exc:
-        db.session.rollback()
-        page = render_template(
-            "catalog/artist_form.html",
-            errors={}, form={}, artist=found, avatar_errors=[exc.message],
-        )  # fmt: skip
-        return page, 422
-    flash("Picture saved.", "success")
-    return redirect(url_for("catalog.edit_artist", slug=found.slug))
+    return _save_picture(
+        lambda: images.set_artist_avatar(db.session, found, _chosen_image("avatar")),
+        lambda problems: render_template(
+            "catalog/artist_form.html", errors={}, form={}, artist=found, avatar_errors=problems
+        ),
+        "Picture saved.",
+        url_for("catalog.edit_artist", slug=found.slug),
+    )
 
 
 @bp.post("/studio/artists/<slug>/avatar/delete")
@@ -228,18 +239,15 @@ def edit_release(release_id: int):
 @login_required
 def upload_cover(release_id: int):
     found = service.editable_release(db.session, release_id, current_user)
-    try:
-        images.set_release_cover(db.session, found, _chosen_image("cover"))
-        db.session.commit()
-    except images.InvalidImage as exc:
-        db.session.rollback()
-        page = render_template(
+    return _save_picture(
+        lambda: images.set_release_cover(db.session, found, _chosen_image("cover")),
+        lambda problems: render_template(
             "catalog/release_form.html",
-            errors={}, form={}, artist=found.artist, release=found, cover_errors=[exc.message],
-        )  # fmt: skip
-        return page, 422
-    flash("Cover saved.", "success")
-    return redirect(url_for("catalog.edit_release", release_id=found.id))
+            errors={}, form={}, artist=found.artist, release=found, cover_errors=problems,
+        ),  # fmt: skip
+        "Cover saved.",
+        url_for("catalog.edit_release", release_id=found.id),
+    )
 
 
 @bp.post("/studio/releases/<int:release_id>/cover/delete")
