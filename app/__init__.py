@@ -69,8 +69,14 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # SQLite's lower() lowers ASCII only; search compares with Python's, as PostgreSQL's does.
+        dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
         _owner_only(row[2] for row in cursor.execute("PRAGMA database_list") if row[2])
         cursor.close()
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _owner_only(database_files: Iterable[str]) -> None:

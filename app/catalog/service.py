@@ -348,13 +348,15 @@ class SearchResults:
 def search(session: Session, query: str, limit: int) -> SearchResults:
     """Artists by name, published releases by title or artist name, and the tracks of
     published releases by title, case-insensitively. ``%`` and ``_`` match themselves."""
-    words = query.strip()
+    words = " ".join(query.split())  # runs of spaces typed between words count as one
     if not words:
         return SearchResults([], [], [])
     pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    # Lower-case beyond ASCII on both databases (``unicode_lower``: see ``app._sqlite_pragmas``).
+    lower = func.unicode_lower if session.get_bind().dialect.name == "sqlite" else func.lower
 
     def matches(column: InstrumentedAttribute[str]) -> Any:
-        return func.lower(column).like(pattern, escape="\\")
+        return lower(column).like(pattern, escape="\\")
 
     artists = session.scalars(
         select(Artist).where(matches(Artist.name)).order_by(Artist.name).limit(limit)

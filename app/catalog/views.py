@@ -105,7 +105,7 @@ def home() -> str:
 
 @bp.get("/search")
 def search() -> str:
-    query = request.args.get("q", "")[:200]
+    query = " ".join(request.args.get("q", "")[:200].split())
     found = service.search(db.session, query, current_app.config["SEARCH_RESULTS_LIMIT"])
     return render_template("catalog/search.html", query=query, found=found)
 

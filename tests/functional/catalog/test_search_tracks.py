@@ -69,3 +69,18 @@ def test_an_empty_query_finds_nothing(client, session):
     TrackFactory(title="Anything")
     assert not service.search(session, "   ", LIMIT)
     assert "Type the name of an artist, a release or a track" in client.get("/search?q=").get_data(as_text=True)
+    assert "Type the name of an artist, a release or a track" in client.get("/search?q=+++").get_data(as_text=True)
+
+
+def test_letters_beyond_ascii_match_whatever_their_case(session):
+    release = ReleaseFactory(title="Élan Vital", artist__name="Café Ünïcode")
+    TrackFactory(release=release, title="Ölfjord Straße")
+    for query in ("ÖLFJORD", "ölfjord", "straße"):
+        assert [t.title for t in service.search(session, query, LIMIT).tracks] == ["Ölfjord Straße"]
+    assert [r.title for r in service.search(session, "élan", LIMIT).releases] == ["Élan Vital"]
+    assert [a.name for a in service.search(session, "ÜNÏCODE", LIMIT).artists] == ["Café Ünïcode"]
+
+
+def test_spaces_typed_between_words_count_as_one(session):
+    TrackFactory(title="Static Bloom")
+    assert [t.title for t in service.search(session, "  static    bloom ", LIMIT).tracks] == ["Static Bloom"]
