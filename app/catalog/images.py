@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.catalog import service
 from app.catalog.models import Artist, ArtistAvatar, Release
+from app.database import lock_row
 from app.errors import InvalidInput
 from app.ingest import media
 from app.ingest.models import ReleaseCover
@@ -83,7 +84,11 @@ def set_release_cover(session: Session, release: Release, data: bytes) -> None:
 
 def remove_release_cover(session: Session, release: Release) -> None:
     """Delete the release's stored cover, if any, and clear its address. The lock stays: an
-    artist who removed a cover does not want a master's embedded art to bring one back."""
+    artist who removed a cover does not want a master's embedded art to bring one back.
+
+    The release's row is held first, so that of two replacements at once the second deletes
+    the first's files too, not only its rows."""
+    lock_row(session, Release.__table__, release.id)
     ids = list(
         session.scalars(select(ReleaseCover.object_id).where(ReleaseCover.release_id == release.id))
     )
@@ -110,7 +115,9 @@ def set_artist_avatar(session: Session, artist: Artist, data: bytes) -> None:
 
 
 def remove_artist_avatar(session: Session, artist: Artist) -> None:
-    """Delete the artist's stored avatar, if any, and clear their picture's address."""
+    """Delete the artist's stored avatar, if any, and clear their picture's address (with the
+    artist's row held first, as ``remove_release_cover`` holds the release's)."""
+    lock_row(session, Artist.__table__, artist.id)
     ids = service.avatar_object_ids(session, [artist.id])
     session.execute(delete(ArtistAvatar).where(ArtistAvatar.artist_id == artist.id))
     media.shred(session, ids)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import threading
+import time
 import zlib
 from io import BytesIO
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.catalog import images
 from app.catalog.models import Artist, ArtistAvatar, Release
@@ -100,6 +102,52 @@ def test_replacing_a_cover_deletes_the_old_thumbnails_and_their_files(client, ap
     assert session.get(Release, release.id).cover_url != old_url
     red, green, blue = decoded(client.get(f"/releases/{release.id}/cover/300.jpg").data).getpixel((150, 150))
     assert blue > 200 and red < 50
+
+
+@pytest.mark.postgres
+def test_parallel_replacements_leave_one_cover_and_no_stray_files(app, session):
+    """Each replacement holds the release's row: the last one in deletes every earlier
+    one's files, not only its rows. (Each waits a moment before deleting the rows it read,
+    which without the hold lets the others commit in between.)"""
+    made = ReleaseFactory(title="Raced")
+    owner, release_id = made.artist.owner.email, made.id
+    url = f"/studio/releases/{release_id}/cover"
+    colours = ["red", "green", "blue", "white", "black", "yellow"]
+    racers = len(colours)
+    clients = [app.test_client() for _ in range(racers)]
+    for client in clients:
+        AuthActions(client).login(owner)
+    barrier = threading.Barrier(racers)
+    statuses: list[int] = []
+
+    def replace(client: Any, colour: str) -> None:
+        image = picture(colour=colour)
+        barrier.wait()
+        answer = upload(client, url, "cover", image)
+        statuses.append(answer.status_code)
+        with app.app_context():
+            db.session.remove()
+
+    def linger(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("DELETE FROM release_covers"):
+            time.sleep(0.3)
+
+    event.listen(db.engine, "before_cursor_execute", linger)
+
+    threads = [threading.Thread(target=replace, args=pair) for pair in zip(clients, colours, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    event.remove(db.engine, "before_cursor_execute", linger)
+    assert statuses == [302] * racers
+    session.expire_all()
+    kept = cover_ids(session, release_id)
+    assert sorted(kept) == [300, 600, 1200]
+    covers = session.scalars(select(VaultObject.id).where(VaultObject.kind == "cover")).all()
+    assert sorted(covers) == sorted(kept.values())
+    files = [path for path in (Path(app.instance_path) / "vault").rglob("*") if path.is_file()]
+    assert sorted(files) == sorted(ciphertext(app, object_id) for object_id in kept.values())
 
 
 def test_removing_a_cover_deletes_it_and_keeps_the_lock(client, app, session, release):
