@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from werkzeug.wrappers import Response
 
 from app.accounts import service
@@ -15,7 +15,7 @@ from app.accounts.schemas import (
 )
 from app.api.helpers import json_body, require_user
 from app.api.spec import operation
-from app.extensions import db
+from app.extensions import db, limiter
 
 bp = Blueprint("accounts_api", __name__)
 
@@ -31,6 +31,7 @@ def me() -> Response:
     "Change your e-mail address (confirmed with your password)",
     tag="accounts", body=EmailChangeSchema, response=UserSchema, auth=True,
 )  # fmt: skip
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def change_email() -> Response:
     user = require_user()
     data = EmailChangeSchema().load(json_body())

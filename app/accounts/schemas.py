@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 
-from marshmallow import ValidationError, fields
+from typing import Any
+
+from marshmallow import ValidationError, fields, pre_load
 
 from app.accounts.service import PASSWORD_MIN_LENGTH, password_problem  # noqa: F401 (commands.py)
 from app.validation import Length, Schema
@@ -25,8 +27,20 @@ def _no_control_characters(text: str) -> None:
         raise ValidationError("Use letters, digits, spaces and punctuation only.")
 
 
+def _trimmed_email(data: Any) -> Any:
+    """The input with spaces around its e-mail address gone (pasted addresses carry them)."""
+    if isinstance(data, dict) and isinstance(data.get("email"), str):
+        return {**data, "email": data["email"].strip()}
+    return data
+
+
 class SignupSchema(Schema):
     email = fields.Email(required=True, validate=Length(max=EMAIL_MAX_LENGTH))
+
+    @pre_load
+    def _trim(self, data: Any, **kwargs: Any) -> Any:
+        return _trimmed_email(data)
+
     display_name = fields.String(
         required=True, validate=[Length(min=1, max=120), _no_control_characters]
     )
@@ -48,6 +62,10 @@ class PasswordChangeSchema(Schema):
 class EmailChangeSchema(Schema):
     """A new e-mail address, confirmed with the account's password (the HTML form and
     ``PATCH /api/v1/me`` alike)."""
+
+    @pre_load
+    def _trim(self, data: Any, **kwargs: Any) -> Any:
+        return _trimmed_email(data)
 
     email = fields.Email(
         required=True,

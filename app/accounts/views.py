@@ -140,7 +140,9 @@ def account() -> tuple[str, int]:
 
 @bp.post("/account/email")
 @login_required
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def change_email() -> tuple[str, int] | Response:
+    before = current_user.email
     try:
         data = EmailChangeSchema().load({k: request.form.get(k, "") for k in ("email", "password")})
         service.change_email(db.session, current_user, data["email"], data["password"])
@@ -150,12 +152,16 @@ def change_email() -> tuple[str, int] | Response:
     except (WrongPassword, EmailTaken) as exc:
         db.session.rollback()
         return _account_page(exc.details, status=422)
-    flash(f"Your e-mail address is now {current_user.email}.", "success")
+    if current_user.email == before:
+        flash(f"{before} is already your e-mail address; nothing changed.", "info")
+    else:
+        flash(f"Your e-mail address is now {current_user.email}.", "success")
     return redirect(url_for("accounts.account"))
 
 
 @bp.post("/account/password")
 @login_required
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def change_password() -> tuple[str, int] | Response:
     fields = ("current_password", "new_password")
     try:

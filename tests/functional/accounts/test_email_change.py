@@ -39,6 +39,39 @@ def test_a_new_address_is_stored_normalised_and_shown(app, session):
     assert refused.status_code == 401
 
 
+def test_spaces_around_a_pasted_address_are_dropped(app, session):
+    user = UserFactory(email="old@example.test")
+    client = _sign_in(app, user.email)
+    response = client.post("/account/email", data={"email": "  pasted@example.test ", "password": TEST_PASSWORD})
+    assert response.status_code == 302
+    assert _email_of(session, user.id) == "pasted@example.test"
+
+
+def test_the_same_address_again_says_nothing_changed(app, session):
+    user = UserFactory(email="same@example.test")
+    client = _sign_in(app, user.email)
+    client.post("/account/email", data={"email": "Same@Example.test", "password": TEST_PASSWORD})
+    page = client.get("/account").get_data(as_text=True)
+    assert "same@example.test is already your e-mail address; nothing changed." in page
+    assert "is now" not in page
+
+
+def test_password_guesses_on_the_account_page_and_the_api_are_limited(make_app):
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute")
+    with app.app_context():
+        user = UserFactory()
+        client = _sign_in(app, user.email)
+        wrong = {"email": "thief@example.test", "password": "a-guess"}
+        codes = [client.post("/account/email", data=wrong).status_code for _ in range(4)]
+        assert codes == [422, 422, 422, 429]
+        guesses = {"current_password": "a-guess", "new_password": "another-long-password"}
+        codes = [client.post("/account/password", data=guesses).status_code for _ in range(4)]
+        assert codes == [422, 422, 422, 429]
+        codes = [client.patch("/api/v1/me", json=wrong).status_code for _ in range(4)]
+        assert codes == [422, 422, 422, 429]
+        assert _email_of(db.session, user.id) == user.email
+
+
 def test_the_change_keeps_the_user_signed_in(app):
     user = UserFactory()
     client = _sign_in(app, user.email)
