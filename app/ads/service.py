@@ -63,7 +63,6 @@ from app.catalog.service import max_price_minor, price_problem
 from app.database import insert_unless_exists, lock_row
 from app.ledger.money import Money
 from app.plays.models import PLAY_TOKEN_LENGTH, Listener, Play
-from app.pools.models import PeriodListener
 from app.pools.periods import count_landed, landing_period
 from app.timestamps import utcnow
 from app.vault import service as vault
@@ -341,18 +340,6 @@ def impression_totals(session: Session, period_id: int) -> tuple[int, int]:
         select(
             func.count(), func.coalesce(func.sum(Impression.cpm_minor), 0) // CPM_IMPRESSIONS
         ).where(Impression.period_id == period_id)
-    ).one()
-    return int(count), int(revenue)
-
-
-def counted_impression_totals(session: Session, period_id: int) -> tuple[int, int]:
-    """``impression_totals`` as the listeners' counters hold them (``PeriodListener``: each
-    impression and its CPM are added as it lands), which spares reading every impression."""
-    count, revenue = session.execute(
-        select(
-            func.coalesce(func.sum(PeriodListener.impressions), 0),
-            func.coalesce(func.sum(PeriodListener.impression_cpm_minor), 0) // CPM_IMPRESSIONS,
-        ).where(PeriodListener.period_id == period_id)
     ).one()
     return int(count), int(revenue)
 

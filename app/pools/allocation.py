@@ -106,11 +106,12 @@ class PoolInputs:
     plays: FromClause  # columns: listener, track
     impressions: FromClause  # columns: listener, impressions
     listeners: FromClause | None = None  # columns: listener, n, imps
+    # The sums of ``listeners`` (``listener_sum_columns``), when the caller read them already.
+    sums: ListenerSums | None = None
 
 
 class TrackShare(NamedTuple):
-    """A track's plays and amount. (A tuple: a close makes tens of thousands, and a frozen
-    dataclass took a tenth of a second to build them.)"""
+    """A track's plays and amount."""
 
     track: TrackKey
     plays: int
@@ -119,26 +120,58 @@ class TrackShare(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
-    """The split of a pool: ``shares`` sorted by track key, their amounts summing to ``pool``.
+    """The split of a pool, track by track in key order: ``track_keys``, their earning plays
+    (``track_plays``) and their ``amounts``, which sum to ``pool``.
 
     ``model`` is the model used: ``user_centric`` asked for with no impressions is
     ``pro_rata``. ``pool`` is what was allocated: 0 when there were no earning plays.
+    The tracks are three parallel lists, not an object each: a close splits over tens of
+    thousands of tracks, and their objects cost more (mostly in garbage collection) than
+    the arithmetic. ``shares`` gives them as rows.
     """
 
     model: PoolModel
     pool: int
     plays: int
-    shares: list[TrackShare]
+    track_keys: list[TrackKey]
+    track_plays: list[int]
+    amounts: list[int]
+
+    @property
+    def shares(self) -> list[TrackShare]:
+        return list(map(TrackShare, self.track_keys, self.track_plays, self.amounts))
 
     @property
     def tracks(self) -> int:
-        return len(self.shares)
+        return len(self.track_keys)
+
+
+def _nothing(model: PoolModel) -> Allocation:
+    """No earning plays: nothing is allocated."""
+    return Allocation(model, 0, 0, [], [], [])
+
+
+def _columns(db: Session | Connection, query: Select[Any]) -> list[list[Any]]:
+    """The rows of ``query`` as one list per column (in one row order). On PostgreSQL they
+    come as one row of arrays (``array_agg``), which the driver reads without making an
+    object per row."""
+    width = len(query.selected_columns)
+    if _dialect(db) == "postgresql":
+        rows = query.subquery("grouped")
+        arrays = db.execute(select(*(func.array_agg(column) for column in rows.c))).one()
+        return [list(array or []) for array in arrays]
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in db.execute(query):
+        for column, value in zip(columns, row):
+            column.append(value)
+    return columns
 
 
 def period_inputs(period_id: int | None, *, kept: bool = False) -> PoolInputs:
     """The earning counted plays and the ad impressions that landed in the period, and, when
-    ``kept``, its listeners' counters (``PeriodListener``; the allocation raises
-    CountersDisagree when their plays are not the plays it reads)."""
+    ``kept``, its listeners' counters (``PeriodListener``, with their impressions' CPMs summed
+    as ``cpm``; the allocation raises CountersDisagree when their plays are not the plays it
+    reads)."""
     plays = (
         select(Play.listener_id.label("listener"), Play.track_id.label("track"))
         .where(Play.period_id == period_id, Play.earns)
@@ -156,6 +189,7 @@ def period_inputs(period_id: int | None, *, kept: bool = False) -> PoolInputs:
             PeriodListener.listener_id.label("listener"),
             PeriodListener.earning_plays.label("n"),
             PeriodListener.impressions.label("imps"),
+            PeriodListener.impression_cpm_minor.label("cpm"),
         )
         .where(PeriodListener.period_id == period_id)
         .subquery("period_listeners_kept")
@@ -197,7 +231,7 @@ def allocate_pool(
         impressions = int(db.execute(select(func.coalesce(func.sum(source), 0))).scalar() or 0)
         weights = None
     else:
-        weights = _kept_weights(db, inputs.listeners)
+        weights = inputs.sums or _kept_weights(db, inputs.listeners)
         impressions = weights.impressions
     if impressions:
         return _user_centric(db, inputs, pool, impressions, scale, weights)
@@ -205,7 +239,7 @@ def allocate_pool(
 
 
 @dataclass(frozen=True, slots=True)
-class _Weights:
+class ListenerSums:
     """Sums over the listeners: all their plays and impressions (kept counters only), and the
     impressions and the largest imps of the weighted ones (n > 0 and imps > 0)."""
 
@@ -225,17 +259,21 @@ class CountersDisagree(Exception):
     """``PoolInputs.listeners`` does not agree with the plays (the caller counts again)."""
 
 
-def _kept_weights(db: Session | Connection, listeners: FromClause) -> _Weights:
+def listener_sum_columns(listeners: FromClause) -> list[Any]:
+    """The aggregates of ``PoolInputs.listeners`` that ``ListenerSums`` holds, in its order
+    (a caller reading more of the same rows selects them with its own: one pass)."""
     weighted = (listeners.c.n > 0) & (listeners.c.imps > 0)
-    row = db.execute(
-        select(
-            func.coalesce(func.sum(listeners.c.n), 0),
-            func.coalesce(func.sum(listeners.c.imps), 0),
-            func.coalesce(func.sum(listeners.c.imps).filter(weighted), 0),
-            func.coalesce(func.max(listeners.c.imps).filter(weighted), 0),
-        )
-    ).one()
-    return _Weights(*(int(value) for value in row))
+    return [
+        func.coalesce(func.sum(listeners.c.n), 0),
+        func.coalesce(func.sum(listeners.c.imps), 0),
+        func.coalesce(func.sum(listeners.c.imps).filter(weighted), 0),
+        func.coalesce(func.max(listeners.c.imps).filter(weighted), 0),
+    ]
+
+
+def _kept_weights(db: Session | Connection, listeners: FromClause) -> ListenerSums:
+    row = db.execute(select(*listener_sum_columns(listeners))).one()
+    return ListenerSums(*(int(value) for value in row))
 
 
 # pro_rata ---------------------------------------------------------------------------------
@@ -243,17 +281,12 @@ def _kept_weights(db: Session | Connection, listeners: FromClause) -> _Weights:
 
 def _pro_rata(db: Session | Connection, inputs: PoolInputs, pool: int) -> Allocation:
     plays = inputs.plays
-    counts = [
-        (track, int(count))
-        for track, count in db.execute(
-            select(plays.c.track, func.count()).group_by(plays.c.track)
-        )
-    ]
-    total = sum(count for _, count in counts)
+    tracks, counts = _columns(db, select(plays.c.track, func.count()).group_by(plays.c.track))
+    total = sum(counts)
     if total == 0:
-        return Allocation(PoolModel.PRO_RATA, 0, 0, [])
-    numerators = [(track, count, pool * count) for track, count in counts]
-    return Allocation(PoolModel.PRO_RATA, pool, total, largest_remainder(numerators, total, pool))
+        return _nothing(PoolModel.PRO_RATA)
+    numerators = [pool * count for count in counts]
+    return largest_remainder(PoolModel.PRO_RATA, pool, tracks, counts, numerators, total)
 
 
 # user_centric -----------------------------------------------------------------------------
@@ -314,7 +347,7 @@ def _user_centric(
     pool: int,
     impressions: int,
     scale: int,
-    weights: _Weights | None,
+    weights: ListenerSums | None,
 ) -> Allocation:
     weighted = _weighted(inputs)
     if _dialect(db) == "postgresql":
@@ -325,7 +358,7 @@ def _user_centric(
                     func.coalesce(func.max(weighted.c.imps), 0),
                 )
             ).one()
-            weights = _Weights(None, impressions, int(sums[0]), int(sums[1]))
+            weights = ListenerSums(None, impressions, int(sums[0]), int(sums[1]))
         return _user_centric_fixed_point(db, inputs, weighted, pool, impressions, scale, weights)
     groups = [
         (track, int(n), int(plays), int(weight))
@@ -335,7 +368,7 @@ def _user_centric(
     if weights is not None:
         weights.check(total)
     if total == 0:
-        return Allocation(PoolModel.USER_CENTRIC, 0, 0, [])
+        return _nothing(PoolModel.USER_CENTRIC)
     weight_by_n: defaultdict[int, int] = defaultdict(int)
     for _, n, _, weight in groups:
         if n:
@@ -348,13 +381,14 @@ def _user_centric(
         track_plays[track] += plays
         if n:
             weighted_sum[track] += weight * (lcm // n)
+    tracks = list(track_plays)
+    counts = [track_plays[track] for track in tracks]
     numerators = [
-        (track, plays, pool * (total * weighted_sum[track] + orphan_impressions * lcm * plays))
-        for track, plays in track_plays.items()
+        pool * (total * weighted_sum[track] + orphan_impressions * lcm * count)
+        for track, count in zip(tracks, counts)
     ]
     denominator = impressions * lcm * total
-    shares = largest_remainder(numerators, denominator, pool)
-    return Allocation(PoolModel.USER_CENTRIC, pool, total, shares)
+    return largest_remainder(PoolModel.USER_CENTRIC, pool, tracks, counts, numerators, denominator)
 
 
 def _weighted_impressions(weight_by_n: Iterable[tuple[int, int]]) -> int:
@@ -375,7 +409,7 @@ def _user_centric_fixed_point(
     pool: int,
     impressions: int,
     scale: int,
-    weights: _Weights,
+    weights: ListenerSums,
 ) -> Allocation:
     """The PostgreSQL path: one pass over the plays in fixed point, made exact where needed.
 
@@ -406,114 +440,118 @@ def _user_centric_fixed_point(
         .group_by(plays.c.track)
     )
     with _merge_join(db):
-        rows = db.execute(per_track).all()
-    total = sum(p for _, p, _ in rows)
+        tracks, track_plays, weight_sums = _columns(db, per_track)
+    total = sum(track_plays)
     weights.check(total)
     if total == 0:
-        return Allocation(PoolModel.USER_CENTRIC, 0, 0, [])
+        return _nothing(PoolModel.USER_CENTRIC)
     orphans = impressions - weights.weighted_impressions
     denominator = impressions * total * scale
-    exact = _Exact(db, inputs, weighted, pool, total, impressions, orphans)
-    candidates: list[Candidate] = []
-    undecided: list[Candidate] = []  # the floor itself is undecided
-    for track, track_plays, weight_sum in rows:
-        low = pool * (total * weight_sum + scale * orphans * track_plays)
-        high = low + pool * total * track_plays
-        whole = low // denominator
-        candidate = Candidate(track, track_plays, whole, low - whole * denominator)
-        candidate.high = high - whole * denominator
-        if high // denominator != whole:
-            undecided.append(candidate)
-        candidates.append(candidate)
-    exact.settle(undecided, denominator)
-    missing = pool - sum(candidate.whole for candidate in candidates)
-    if not 0 <= missing <= len(candidates):
+    spread = pool * total  # per play: the width of a track's interval, in units of 1/D
+    offset = scale * orphans
+    whole: list[int] = []
+    low: list[int] = []
+    high: list[int] = []
+    for count, weight_sum in zip(track_plays, weight_sums):
+        floor, remainder = divmod(pool * (total * weight_sum + offset * count), denominator)
+        whole.append(floor)
+        low.append(remainder)
+        high.append(remainder + spread * count)
+    exact = _Exact(
+        db, inputs, weighted, _Totals(pool, total, impressions, orphans), tracks, whole, low, high,
+        denominator,
+    )  # fmt: skip
+    # Where the interval reaches the next minor unit, the floor itself is undecided.
+    exact.settle([index for index, top in enumerate(high) if top >= denominator])
+    missing = pool - sum(whole)
+    if not 0 <= missing <= len(whole):
         raise ValueError("the exact shares do not add up to the pool")
-    rounded_up = round_up(candidates, missing, lambda some: exact.settle(some, denominator))
-    shares = [
-        TrackShare(c.track, c.plays, c.whole + (c.track in rounded_up)) for c in candidates
-    ]
-    return Allocation(PoolModel.USER_CENTRIC, pool, total, sorted(shares, key=lambda s: s.track))
+    for index in round_up(low, high, missing, exact.rank):
+        whole[index] += 1
+    return _in_key_order(PoolModel.USER_CENTRIC, pool, total, tracks, track_plays, whole)
 
 
-class Candidate:
-    """A track's share: ``whole`` (its floor, known) and its remainder, known to lie in
-    [``low``, ``high``] in units of 1/D, or known exactly (``exact``, in minor units)."""
+class _Totals(NamedTuple):
+    """What every exact share of a pool is computed with (``_exact_shares``)."""
 
-    __slots__ = ("track", "plays", "whole", "low", "high", "exact")
-
-    def __init__(self, track: TrackKey, plays: int, whole: int, low: int) -> None:
-        self.track, self.plays, self.whole, self.low = track, plays, whole, low
-        self.high = low
-        self.exact: Fraction | None = None
-
-    def order(self) -> tuple[Fraction, int, TrackKey]:
-        """The largest-remainder order of the module docstring (exact shares only)."""
-        assert self.exact is not None
-        return (-self.exact, self.whole, self.track)
+    pool: int
+    plays: int  # P
+    impressions: int  # I
+    orphans: int  # I_o
 
 
 class _Exact:
-    """Exact shares for chosen tracks, from their plays grouped by (track, n)."""
+    """Exact shares for chosen tracks (by index into ``tracks``), from their plays grouped by
+    (track, n). Settling a track replaces its floor in ``whole`` and its remainder's bounds
+    in ``low`` and ``high`` (units of 1/``denominator``) with exact ones."""
 
     def __init__(
         self,
         db: Session | Connection,
         inputs: PoolInputs,
         weighted: FromClause,
-        pool: int,
-        total: int,
-        impressions: int,
-        orphans: int,
+        totals: _Totals,
+        tracks: list[TrackKey],
+        whole: list[int],
+        low: list[int],
+        high: list[int],
+        denominator: int,
     ) -> None:
-        self.db, self.inputs, self.weighted = db, inputs, weighted
-        self.pool, self.total, self.impressions, self.orphans = pool, total, impressions, orphans
+        self.db, self.inputs, self.weighted, self.totals = db, inputs, weighted, totals
+        self.tracks, self.whole, self.low, self.high = tracks, whole, low, high
+        self.denominator = denominator
+        self.remainders: dict[int, Fraction] = {}  # index: exact remainder, in minor units
 
-    def settle(self, candidates: list[Candidate], denominator: int) -> None:
-        """Give each candidate its exact floor and remainder, in one query."""
-        wanted = [candidate for candidate in candidates if candidate.exact is None]
+    def settle(self, indices: list[int]) -> None:
+        """Give each of ``indices`` its exact floor and remainder, in one query."""
+        wanted = [index for index in indices if index not in self.remainders]
         if not wanted:
             return
         shares = _exact_shares(
-            self.db, self.inputs, self.weighted, [c.track for c in wanted],
-            self.pool, self.total, self.impressions, self.orphans,
+            self.db, self.inputs, self.weighted, [self.tracks[index] for index in wanted],
+            self.totals,
         )  # fmt: skip
-        for candidate in wanted:
-            share = shares[candidate.track]
-            candidate.whole = math.floor(share)
-            candidate.exact = share - candidate.whole
-            scaled = candidate.exact * denominator
-            candidate.low, candidate.high = math.floor(scaled), math.ceil(scaled)
+        for index in wanted:
+            share = shares[self.tracks[index]]
+            self.whole[index] = math.floor(share)
+            remainder = share - self.whole[index]
+            self.remainders[index] = remainder
+            scaled = remainder * self.denominator
+            self.low[index], self.high[index] = math.floor(scaled), math.ceil(scaled)
+
+    def rank(self, indices: list[int]) -> list[int]:
+        """``indices``, settled, in largest-remainder order (the module's tie-break)."""
+        self.settle(indices)
+        remainders, whole, tracks = self.remainders, self.whole, self.tracks
+        return sorted(indices, key=lambda index: (-remainders[index], whole[index], tracks[index]))
 
 
 def round_up(
-    candidates: list[Candidate], missing: int, settle: Callable[[list[Candidate]], None]
-) -> set[TrackKey]:
-    """The ``missing`` tracks with the largest remainders (ties as the module says).
+    low: list[int], high: list[int], missing: int, rank: Callable[[list[int]], list[int]]
+) -> list[int]:
+    """The indices of the ``missing`` tracks with the largest remainders (ties as the module
+    says), given each remainder's bounds ``low[i] <= remainder <= high[i]``.
 
-    ``settle`` gives candidates their exact shares. By lower bound, descending: the first j
-    tracks are surely among them when every one of their lower bounds exceeds every upper
-    bound after them, and j <= missing; likewise the first j' >= missing hold them all. Only
-    the tracks between j and j' need exact shares.
+    ``rank`` puts some indices in largest-remainder order, from their exact shares. By lower
+    bound, descending: the first j tracks are surely among them when every one of their
+    lower bounds exceeds every upper bound after them, and j <= missing; likewise the first
+    j' >= missing hold them all. Only the tracks between j and j' need exact shares.
     """
     if missing == 0:
-        return set()
-    ranked = sorted(candidates, key=lambda candidate: candidate.low, reverse=True)
-    count = len(ranked)
+        return []
+    count = len(low)
+    ranked = sorted(range(count), key=low.__getitem__, reverse=True)
     highest_after = [0] * (count + 1)  # highest_after[i]: the largest upper bound from i on
     highest_after[count] = -1
-    for i in range(count - 1, -1, -1):
-        highest_after[i] = max(ranked[i].high, highest_after[i + 1])
+    for position in range(count - 1, -1, -1):
+        highest_after[position] = max(high[ranked[position]], highest_after[position + 1])
 
-    def separated(i: int) -> bool:  # the first i are all above the rest
-        return i in (0, count) or ranked[i - 1].low > highest_after[i]
+    def separated(position: int) -> bool:  # the first ``position`` are all above the rest
+        return position in (0, count) or low[ranked[position - 1]] > highest_after[position]
 
     first = next(i for i in range(missing, -1, -1) if separated(i))
     last = next(i for i in range(missing, count + 1) if separated(i))
-    middle = ranked[first:last]
-    settle(middle)
-    chosen = sorted(middle, key=Candidate.order)[: missing - first]
-    return {c.track for c in ranked[:first]} | {c.track for c in chosen}
+    return ranked[:first] + rank(ranked[first:last])[: missing - first]
 
 
 def _exact_shares(
@@ -521,10 +559,7 @@ def _exact_shares(
     inputs: PoolInputs,
     weighted: FromClause,
     tracks: list[TrackKey],
-    pool: int,
-    total: int,
-    impressions: int,
-    orphans: int,
+    totals: _Totals,
 ) -> dict[TrackKey, Fraction]:
     """The exact share of each of ``tracks``: pool · (P · Σ_n num_{t,n} / n + I_o · P_t) /
     (I · P), from its plays grouped by (track, n)."""
@@ -537,6 +572,7 @@ def _exact_shares(
         track_plays[track] += int(count)
         if n:
             weighted_sum[track] += Fraction(int(weight), int(n))
+    pool, total, impressions, orphans = totals
     return {
         track: Fraction(pool) * (total * weighted_sum[track] + orphans * track_plays[track])
         / (impressions * total)
@@ -571,24 +607,47 @@ def _merge_join(db: Session | Connection) -> Iterator[None]:
 
 
 def largest_remainder(
-    numerators: Iterable[tuple[TrackKey, int, int]], denominator: int, pool: int
-) -> list[TrackShare]:
-    """(track, plays, numerator) with exact shares numerator / denominator summing to
-    ``pool``: each track's amount, by largest remainder and the module's tie-break, sorted
-    by track key."""
-    parts = []
-    for track, plays, numerator in numerators:
+    model: PoolModel,
+    pool: int,
+    tracks: list[TrackKey],
+    plays: list[int],
+    numerators: list[int],
+    denominator: int,
+) -> Allocation:
+    """The allocation of tracks with their ``plays`` and exact shares numerator / denominator
+    summing to ``pool``: each amount by largest remainder, with the module's tie-break."""
+    amounts: list[int] = []
+    remainders: list[int] = []
+    for numerator in numerators:
         whole, remainder = divmod(numerator, denominator)
-        parts.append((track, plays, whole, remainder))
-    missing = pool - sum(whole for _, _, whole, _ in parts)
-    if not 0 <= missing <= len(parts):
+        amounts.append(whole)
+        remainders.append(remainder)
+    missing = pool - sum(amounts)
+    if not 0 <= missing <= len(amounts):
         raise ValueError("the exact shares do not add up to the pool")
-    ranked = sorted(parts, key=lambda part: (-part[3], part[2], part[0]))
-    rounded_up = {part[0] for part in ranked[:missing]}
-    shares = [
-        TrackShare(track, plays, whole + (track in rounded_up)) for track, plays, whole, _ in parts
-    ]
-    return sorted(shares, key=lambda share: share.track)
+    # Largest remainder first, then the smaller share, then the lower key: stable sorts,
+    # the last key first.
+    ranked = sorted(range(len(tracks)), key=tracks.__getitem__)
+    ranked.sort(key=amounts.__getitem__)
+    ranked.sort(key=remainders.__getitem__, reverse=True)
+    for index in ranked[:missing]:
+        amounts[index] += 1
+    return _in_key_order(model, pool, sum(plays), tracks, plays, amounts)
+
+
+def _in_key_order(
+    model: PoolModel,
+    pool: int,
+    total: int,
+    tracks: list[TrackKey],
+    plays: list[int],
+    amounts: list[int],
+) -> Allocation:
+    order = sorted(range(len(tracks)), key=tracks.__getitem__)
+    return Allocation(
+        model, pool, total, [tracks[i] for i in order], [plays[i] for i in order],
+        [amounts[i] for i in order],
+    )  # fmt: skip
 
 
 def _bind(db: Session | Connection) -> Any:

@@ -21,7 +21,7 @@ posts nothing. Functions take the session and never commit.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
-from app.ads.service import counted_impression_totals, impression_revenue_minor
+from app.ads.service import CPM_IMPRESSIONS, impression_revenue_minor
 from app.catalog.models import Artist, Release, Track
 from app.database import insert_unless_exists, int_array, lock_row
 from app.ledger import service as ledger
@@ -50,7 +50,14 @@ from app.ledger.models import (
 )
 from app.ledger.money import Money
 from app.plays.models import Play
-from app.pools.allocation import Allocation, CountersDisagree, allocate_pool, period_inputs
+from app.pools.allocation import (
+    Allocation,
+    CountersDisagree,
+    ListenerSums,
+    allocate_pool,
+    listener_sum_columns,
+    period_inputs,
+)
 from app.pools.errors import InvalidRevenue, PeriodClosed, PeriodNotFound, PeriodNotOver
 from app.pools.models import Period, PeriodAllocation, PeriodStatus, PoolModel, RevenueSource
 from app.pools.periods import (
@@ -414,22 +421,52 @@ class _Split:
     platform: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeptTotals:
+    """A period's listener counters summed: what the allocation reads of them, and the
+    revenue of the impressions they counted (floor(sum of the CPMs / 1000), as
+    ``impression_revenue_minor`` reads it from the impressions)."""
+
+    sums: ListenerSums
+    revenue_minor: int
+
+    @property
+    def impressions(self) -> int:
+        return self.sums.impressions
+
+
+def kept_totals(session: Session, period_id: int) -> KeptTotals:
+    """The period's ``KeptTotals``, in one pass over its listeners' counters."""
+    listeners = period_inputs(period_id, kept=True).listeners
+    assert listeners is not None
+    *sums, revenue = session.execute(
+        select(
+            *listener_sum_columns(listeners),
+            func.coalesce(func.sum(listeners.c.cpm), 0) // CPM_IMPRESSIONS,
+        )
+    ).one()
+    return KeptTotals(ListenerSums(*(int(value) for value in sums)), int(revenue))
+
+
 class _Landed:
     """What landed in a period (None: a period not made yet, where nothing landed), with its
-    impressions' count and revenue read once from the listeners' counters, when first asked
-    for."""
+    listeners' counters summed once (``kept_totals``), when first asked for."""
 
     def __init__(self, session: Session, period_id: int | None) -> None:
         self.session, self.period_id = session, period_id
-        self._impressions: tuple[int, int] | None = None
+        self._totals: KeptTotals | None = None
+
+    def totals(self) -> KeptTotals | None:
+        if self.period_id is None:
+            return None
+        if self._totals is None:
+            self._totals = kept_totals(self.session, self.period_id)
+        return self._totals
 
     def impressions(self) -> tuple[int, int]:
         """(impressions, their revenue in minor units)."""
-        if self.period_id is None:
-            return 0, 0
-        if self._impressions is None:
-            self._impressions = counted_impression_totals(self.session, self.period_id)
-        return self._impressions
+        totals = self.totals()
+        return (0, 0) if totals is None else (totals.impressions, totals.revenue_minor)
 
 
 def _split(landed: _Landed, revenue: int, bps: int, model: PoolModel, *, repair: bool) -> _Split:
@@ -449,8 +486,10 @@ def _allocate(landed: _Landed, pool: int, model: PoolModel, *, repair: bool) -> 
     if period_id is None or PoolModel(model) is PoolModel.PRO_RATA:
         return allocate_pool(session, period_inputs(period_id), pool, model)
     kept = period_inputs(period_id, kept=True)
+    totals = landed.totals()
+    assert totals is not None  # the period exists
     try:
-        return allocate_pool(session, kept, pool, model)
+        return allocate_pool(session, replace(kept, sums=totals.sums), pool, model)
     except CountersDisagree:
         pass
     if not repair:
@@ -568,13 +607,13 @@ def _write_allocations(session: Session, period: Period, allocation: Allocation)
     rows to sum by artist (a period pays tens of thousands of tracks); elsewhere, rows in one
     executemany. Raises RuntimeError when a track was deleted while the period closed.
     """
-    if not allocation.shares:
+    if not allocation.track_keys:
         return {}
     if session.get_bind().dialect.name == "postgresql":
         shares = func.unnest(
-            int_array("tracks", [share.track for share in allocation.shares], Integer),
-            int_array("plays", [share.plays for share in allocation.shares], BigInteger),
-            int_array("amounts", [share.amount for share in allocation.shares], BigInteger),
+            int_array("tracks", allocation.track_keys, Integer),
+            int_array("plays", allocation.track_plays, BigInteger),
+            int_array("amounts", allocation.amounts, BigInteger),
         ).table_valued("track", "plays", "amount").render_derived(name="shares")
         rows = select(
             literal(period.id), Track.id, Release.artist_id,

@@ -9,7 +9,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.pools.allocation import Candidate, round_up
+from app.pools.allocation import round_up
 
 UNITS = 1000  # the bounds' denominator D in these examples
 
@@ -27,56 +27,48 @@ def tracks(draw):
     return rows, draw(st.integers(0, count))
 
 
+def ranker(exact, whole, asked):
+    """A ``rank`` for round_up: exact remainders, then the smaller share, then the lower
+    track, recording what it was asked."""
+
+    def rank(indices: list[int]) -> list[int]:
+        asked.extend(indices)
+        return sorted(indices, key=lambda index: (-exact[index], whole[index], index))
+
+    return rank
+
+
 @given(tracks())
 def test_the_tracks_rounded_up_are_the_exact_largest_remainders(example):
     rows, missing = example
-    candidates, exact = [], {}
-    for track, whole, remainder, below, above in rows:
-        candidate = Candidate(track, 1, whole, int(remainder * UNITS) - below)
-        candidate.high = int(remainder * UNITS) + above
-        candidates.append(candidate)
-        exact[track] = remainder
-    settled: list[int] = []
+    low = [int(remainder * UNITS) - below for _, _, remainder, below, _ in rows]
+    high = [int(remainder * UNITS) + above for _, _, remainder, _, above in rows]
+    exact = [remainder for _, _, remainder, _, _ in rows]
+    whole = [row[1] for row in rows]
+    asked: list[int] = []
 
-    def settle(some: list[Candidate]) -> None:
-        for candidate in some:
-            settled.append(candidate.track)
-            candidate.exact = exact[candidate.track]
-
-    chosen = round_up(candidates, missing, settle)
+    chosen = round_up(low, high, missing, ranker(exact, whole, asked))
 
     ranking = sorted(rows, key=lambda row: (-row[2], row[1], row[0]))
-    assert chosen == {row[0] for row in ranking[:missing]}
-    assert len(settled) == len(set(settled))
+    assert sorted(chosen) == sorted(row[0] for row in ranking[:missing])
+    assert len(chosen) == len(set(chosen)) == missing
+    assert len(asked) == len(set(asked))
 
 
 def test_bounds_that_decide_everything_ask_for_no_exact_share():
-    candidates = []
-    for track, low in enumerate([900, 500, 100]):
-        candidate = Candidate(track, 1, 0, low)
-        candidate.high = low + 50
-        candidates.append(candidate)
-    asked: list[Candidate] = []
+    low = [900, 500, 100]
+    high = [value + 50 for value in low]
+    asked: list[int] = []
 
-    assert round_up(candidates, 2, asked.extend) == {0, 1}
+    assert sorted(round_up(low, high, 2, ranker([0] * 3, [0] * 3, asked))) == [0, 1]
     assert asked == []
 
 
 def test_overlapping_bounds_at_the_cut_are_settled_exactly():
     # Tracks 1 and 2 overlap where the second place is decided: only they are asked.
-    bounds = {0: (900, 950, Fraction(92, 100)), 1: (400, 600, Fraction(41, 100)),
-              2: (450, 650, Fraction(6, 10)), 3: (100, 150, Fraction(12, 100))}  # fmt: skip
-    candidates = []
-    for track, (low, high, _) in bounds.items():
-        candidate = Candidate(track, 1, 0, low)
-        candidate.high = high
-        candidates.append(candidate)
+    low, high = [900, 400, 450, 100], [950, 600, 650, 150]
+    exact = [Fraction(92, 100), Fraction(41, 100), Fraction(6, 10), Fraction(12, 100)]
     asked: list[int] = []
 
-    def settle(some: list[Candidate]) -> None:
-        for candidate in some:
-            asked.append(candidate.track)
-            candidate.exact = bounds[candidate.track][2]
-
-    assert round_up(candidates, 2, settle) == {0, 2}
+    assert sorted(round_up(low, high, 2, ranker(exact, [0] * 4, asked))) == [0, 2]
     assert sorted(asked) == [1, 2]
