@@ -38,6 +38,7 @@ from app.catalog.models import (
     ReleaseType,
     Track,
 )
+from app.database import read_one
 from app.ingest import media
 from app.ingest.models import TrackMedia
 from app.ledger.money import CURRENCY_EXPONENTS, Money
@@ -401,14 +402,13 @@ def visible_track_object(
     its Opus rendition) names, for a track the viewer may see; None while the track has no
     media. Raises TrackNotFound as ``visible_track`` does.
 
-    Streaming calls this on every request, so it is one Core query on the session's
-    connection for the release's visibility and the object's record. Loading the track,
-    release and media as ORM objects (the waveform alone can be large), then the record in a
-    second query, took nearly half of a Range request's time.
+    Streaming calls this on every request, so it is one Core query for the release's
+    visibility and the object's record (``read_one``: without a transaction when it is the
+    request's first read). Loading the track, release and media as ORM objects (the waveform
+    alone can be large), then the record in a second query, took nearly half of a Range
+    request's time.
     """
-    found = session.connection().execute(
-        _track_object_query(object_id), {"track_id": track_id}
-    ).one_or_none()
+    found = read_one(session, _track_object_query(object_id), {"track_id": track_id})
     if found is None or not (
         found.published or can_edit(viewer, session.get_one(Artist, found.artist_id))
     ):

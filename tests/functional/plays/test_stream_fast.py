@@ -99,6 +99,33 @@ def test_a_range_request_reads_the_database_once(
     assert len(statements) == 1
 
 
+@pytest.mark.postgres
+def test_the_read_runs_without_a_transaction_and_leaves_the_pool_transactional(
+    client: FlaskClient,
+) -> None:
+    """On PostgreSQL the one read is made in autocommit (no BEGIN and ROLLBACK round trips),
+    and every connection goes back to the pool with transactions on."""
+    address = with_audio(TrackFactory())
+    modes: list[bool] = []
+
+    def record(conn: Any, *_args: Any) -> None:
+        modes.append(conn.connection.driver_connection.autocommit)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = client.get(f"{address}.opus", headers=HEADERS)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert response.status_code == 206 and response.data == wanted(PS - 5, 2 * PS + 4)(OPUS)
+    assert modes == [True]
+    pooled = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin())]
+    try:
+        assert pooled and not any(c.driver_connection.autocommit for c in pooled)
+    finally:
+        for connection in pooled:
+            connection.close()
+
+
 def test_a_draft_streams_for_its_artist_and_admins_only(
     client: FlaskClient, auth: AuthActions
 ) -> None:
