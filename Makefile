@@ -19,6 +19,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
+# Links in the demo's receipts point at the address it serves on, unless one is configured.
+demo: export MEGABOX_PUBLIC_URL ?= http://$(HOST):$(PORT)
 demo: $(VENV)/.installed
 	$(BIN)/megabox db upgrade
 	$(BIN)/megabox demo seed
