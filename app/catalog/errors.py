@@ -35,3 +35,9 @@ class InvalidPricing(InvalidInput):
 
 class ReleaseFull(InvalidInput):
     code = "release_full"
+
+
+class NothingToPlay(InvalidInput):
+    """A release is published only once listeners can play something on it."""
+
+    code = "nothing_to_play"

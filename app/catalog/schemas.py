@@ -160,6 +160,13 @@ class ReleaseSchema(Schema):
 class ReleaseUpdateSchema(ReleaseSchema):
     """PATCH body: every field optional, and a release never changes artist."""
 
+    published = fields.Boolean(
+        metadata={
+            "description": "Publishing needs a track whose status is ready; without one the "
+            "answer is a 422 with the error nothing_to_play."
+        }
+    )
+
     class Meta:
         exclude = ("artist",)
 

@@ -4,6 +4,8 @@ Prices are checked here whoever calls: 0 <= price <= ``MAX_PRICE_MINOR`` (the se
 minor units of the release's currency), a fixed price above zero, and a name-your-price
 minimum no higher than the suggested price. The functions that set prices take the settings
 as ``config``; without it they read the running app's settings, so older callers stay guarded.
+
+A release is published (``update_release``) only once one of its tracks is ready to play.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.catalog.errors import (
     HasBuyers,
     ArtistNotFound,
     InvalidPricing,
+    NothingToPlay,
     NotOwner,
     ReleaseFull,
     ReleaseNotFound,
@@ -37,6 +40,7 @@ from app.catalog.models import (
     Release,
     ReleaseType,
     Track,
+    TrackStatus,
 )
 from app.database import read_one
 from app.ingest import media
@@ -276,10 +280,30 @@ def update_release(
     *,
     config: Mapping[str, Any] | None = None,
 ) -> Release:
-    """Change a release; nothing changes if a rule fails. Raises NotOwner, InvalidPricing."""
+    """Change a release; nothing changes if a rule fails.
+
+    Raises NotOwner, InvalidPricing, and NothingToPlay when it would be published without a
+    track that is ready to play. Unpublishing, or editing a release already published, is
+    not checked.
+    """
     require_owner(user, release.artist)
+    if data.get("published") and not release.published:
+        check_playable(release)
     _apply_release(release, data, max_price_minor(config))
     return release
+
+
+def check_playable(release: Release) -> None:
+    """Raises NothingToPlay, on the ``published`` field, unless a track of the release is
+    ready to play."""
+    statuses = {track.status for track in release.tracks}
+    if TrackStatus.READY in statuses:
+        return
+    if TrackStatus.PROCESSING in statuses:
+        message = "Wait until a track's audio is ready before publishing."
+    else:
+        message = "Add a track with audio before publishing."
+    raise NothingToPlay(message, {"published": [message]})
 
 
 def _apply_release(release: Release, data: Mapping[str, Any], limit: int) -> None:

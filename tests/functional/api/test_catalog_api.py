@@ -2,7 +2,7 @@ import pytest
 from sqlalchemy import select
 
 from app.accounts.service import issue_token
-from app.catalog.models import Release
+from app.catalog.models import Release, Track, TrackStatus
 from tests.factories import ArtistFactory, ReleaseFactory, TrackFactory, UserFactory
 
 
@@ -44,6 +44,8 @@ def test_release_and_track_crud_through_the_api(client, bearer, session):
     second = client.post(f"/api/v1/releases/{release_id}/tracks", json={"title": "Bloom"}, headers=headers)
     assert second.json["position"] == 2
 
+    session.get(Track, track.json["id"]).status = TrackStatus.READY  # as when its audio is processed
+    session.commit()
     published = client.patch(f"/api/v1/releases/{release_id}", json={"published": True}, headers=headers)
     assert published.status_code == 200 and published.json["published_at"]
     listed = client.get(f"/api/v1/releases/{release_id}").json
@@ -142,3 +144,48 @@ def test_cookie_session_writes_need_the_csrf_header(make_app):
     assert refused.status_code == 400 and refused.json["error"] == "csrf_failed"
     accepted = client.patch("/api/v1/artists/csrf-band", json={"bio": "x"}, headers={"X-CSRFToken": token})
     assert accepted.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("statuses", "message"),
+    [((), "Add a track with audio before publishing."),
+     ((TrackStatus.DRAFT, TrackStatus.FAILED), "Add a track with audio before publishing."),
+     ((TrackStatus.PROCESSING,), "Wait until a track's audio is ready before publishing.")],
+)  # fmt: skip
+def test_publishing_without_a_ready_track_is_a_422_on_the_published_field(client, bearer, session, statuses, message):
+    release = ReleaseFactory(published=False, published_at=None, title="Low Tide")
+    for status in statuses:
+        TrackFactory(release=release, status=status)
+    response = client.patch(
+        f"/api/v1/releases/{release.id}", json={"published": True, "title": "Renamed"}, headers=bearer(release.artist.owner)
+    )
+    assert response.status_code == 422
+    assert response.json == {"error": "nothing_to_play", "message": message, "details": {"published": [message]}}
+    session.expire_all()
+    assert session.scalar(select(Release.title).where(Release.published.is_(True))) is None
+    assert session.get(Release, release.id).title == "Low Tide"
+
+
+def test_publishing_with_a_ready_track_and_unpublishing_through_the_api(client, bearer, session):
+    release = ReleaseFactory(published=False, published_at=None)
+    TrackFactory(release=release, status=TrackStatus.DRAFT)
+    ready = TrackFactory(release=release, status=TrackStatus.READY)
+    headers = bearer(release.artist.owner)
+    published = client.patch(f"/api/v1/releases/{release.id}", json={"published": True}, headers=headers)
+    assert published.status_code == 200 and published.json["published"] is True and published.json["published_at"]
+    assert client.get(f"/api/v1/releases/{release.id}").status_code == 200
+    session.get(Track, ready.id).status = TrackStatus.FAILED  # no longer playable
+    session.commit()
+    retitled = client.patch(f"/api/v1/releases/{release.id}", json={"title": "Retitled", "published": True}, headers=headers)
+    assert retitled.status_code == 200 and retitled.json["title"] == "Retitled"
+    unpublished = client.patch(f"/api/v1/releases/{release.id}", json={"published": False}, headers=headers)
+    assert unpublished.status_code == 200 and unpublished.json["published"] is False
+    assert client.get(f"/api/v1/releases/{release.id}").status_code == 404
+
+
+def test_the_openapi_document_describes_the_refused_publish(client):
+    spec = client.get("/api/v1/openapi.json").json
+    patch = spec["paths"]["/api/v1/releases/{release_id}"]["patch"]
+    assert patch["responses"]["default"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    body = spec["components"]["schemas"][patch["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    assert "nothing_to_play" in body["properties"]["published"]["description"]
