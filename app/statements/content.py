@@ -10,6 +10,12 @@ beside them: ``Line``'s fields), which made a statement of a hundred thousand li
 size and three times quicker to write than version 1, where each line is an object. Version 1
 texts stay readable, and a content read from one writes the same text again.
 
+``Line`` only ever gains fields at the end, with a default. A text written before a field
+existed reads with its default, except ``commission_minor``: a sale line frozen before lines
+carried it gets it from its own figures (``_old_line`` says why that is exact), so
+an old statement shows the column too. Its stored text and hash stay as they were; writing
+such a content again gives a text with the field.
+
 Signs are the artist's: a line's ``amount_minor`` is what it adds to what the platform owes
 them (a sale is positive, a refund or a payout negative), and the balances are what the
 platform owes them. ``closing_minor == opening_minor + sum(line amounts)``, always.
@@ -21,7 +27,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from operator import attrgetter
@@ -89,6 +95,9 @@ class Line:
     extra_minor: int | None = None  # what a name-your-price buyer paid above the minimum
     fee_minor: int | None = None  # the processor fee deducted from the artist's share
     linked_sale: str = ""  # a refund's or chargeback's sale: its date (the order is `reference`)
+    # The platform's share of a sale line's price paid, as the sale posted it (extra included):
+    # price_paid_minor - commission_minor - fee_minor == amount_minor (``app.statements.lines``).
+    commission_minor: int | None = None
 
     @property
     def day(self) -> str:
@@ -141,6 +150,7 @@ class ItemTotal:
     price_paid_minor: int
     extra_minor: int
     fee_minor: int
+    commission_minor: int
     amount_minor: int
 
 
@@ -244,6 +254,7 @@ class StatementContent:
                 price_paid_minor=sum(line.price_paid_minor or 0 for line in lines),
                 extra_minor=sum(line.extra_minor or 0 for line in lines),
                 fee_minor=sum(line.fee_minor or 0 for line in lines),
+                commission_minor=sum(line.commission_minor or 0 for line in lines),
                 amount_minor=sum(line.amount_minor for line in lines),
             )
             for (item, item_type), lines in groups.items()
@@ -330,14 +341,25 @@ def from_json(text: str | bytes) -> StatementContent:
         if names == _fields_of(Line)[0]:
             lines = tuple(Line(*row) for row in rows)
         else:  # written before Line gained a field (they only ever come at the end)
-            lines = tuple(Line(**dict(zip(names, row, strict=True))) for row in rows)
+            lines = tuple(_old_line(dict(zip(names, row, strict=True))) for row in rows)
     else:
-        lines = tuple(Line(**line) for line in rows)
+        lines = tuple(_old_line(line) for line in rows)
     ads = tuple(
         AdShare(**{**ad, "tracks": tuple(AdTrack(**track) for track in ad["tracks"])})
         for ad in data.pop("ads")
     )
     return StatementContent(**data, lines=lines, ads=ads)
+
+
+def _old_line(values: dict[str, Any]) -> Line:
+    """A line as an earlier version stored it: a sale line without its commission gets it from
+    its own figures, what the buyer paid less the artist's share of it (the line's amount and
+    the fee deducted from it), which is what the sale posted to the platform."""
+    line = Line(**values)
+    if "commission_minor" in values or line.kind != SALE or line.price_paid_minor is None:
+        return line
+    commission = line.price_paid_minor - (line.fee_minor or 0) - line.amount_minor
+    return replace(line, commission_minor=commission)
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,7 +345,17 @@ class _Lines:
         return Line(**(defaults | fields))
 
     def _sale(self, entry: _Entry, order: _OrderFacts) -> None:
-        """One line per item of the artist's in the order, the entry split by their shares."""
+        """One line per item of the artist's in the order, the entry split by their shares.
+
+        A line's commission is what the buyer paid for the item (the extra included) less the
+        artist's share of it, read from this entry: the platform's part, which the sale posted
+        to ``platform_commission`` and, for a name-your-price extra, ``contributions``
+        (``app.commerce.posting``): what ``ARTIST_SHARE_BPS`` leaves of the whole price paid
+        (10% by default, to the minor unit the split rounds to). A fee deducted before the
+        split (``_fee``) then comes off the amount, the artist's part of it only (the platform
+        bears the rest, which the line does not show). So on every sale line, exactly,
+        ``price_paid_minor - commission_minor - fee_minor == amount_minor``.
+        """
         items = order.items
         if len(items) == 1 and items[0].artist_share_minor:
             shares = [-entry.amount]  # what allocate gives, without its cost
@@ -364,6 +374,7 @@ class _Lines:
                     amount_minor=share, transaction_id=entry.transaction_id,
                     item_type=item.kind, quantity=1, price_paid_minor=item.amount_minor,
                     extra_minor=item.extra_minor, fee_minor=0,
+                    commission_minor=item.amount_minor - share,
                 )  # fmt: skip
             )
 

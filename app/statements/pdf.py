@@ -25,6 +25,11 @@ MARGIN = 15 * mm
 CHART_HEIGHT = 55 * mm
 ACCENT = colors.HexColor("#0f766e")
 RULE = colors.HexColor("#cfc9bd")
+# What the sales columns mean; the HTML says the same.
+SALES_NOTE = (
+    "Commission is the platform's share of what buyers paid, extras included. On every sale, "
+    "what was paid less the commission and the fee is the amount."
+)
 _STYLES = getSampleStyleSheet()
 BODY = _STYLES["BodyText"]
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=8, leading=10)
@@ -152,18 +157,20 @@ def _by_item(content: StatementContent) -> list[Flowable]:
     totals = content.sales_by_item()
     if not totals:
         return [Paragraph("No sales in this period.", BODY)]
-    rows: list[list[object]] = [["Item", "Qty", "Paid", "Extra", "Fee", "Amount"]]
+    rows: list[list[object]] = [["Item", "Qty", "Paid", "Extra", "Commission", "Fee", "Amount"]]
     rows += [
         [
             Paragraph(escape(_item(total.item, total.item_type)), SMALL),
             f"{total.quantity:,}" if total.quantity else "",
             _amount(content, total.price_paid_minor), _blank_if_zero(content, total.extra_minor),
-            _blank_if_zero(content, total.fee_minor), _amount(content, total.amount_minor),
+            _amount(content, total.commission_minor), _blank_if_zero(content, total.fee_minor),
+            _amount(content, total.amount_minor),
         ]  # fmt: skip
         for total in totals
     ]
-    widths = [85 * mm, 12 * mm, 20 * mm, 20 * mm, 20 * mm, 23 * mm]
-    return [Paragraph("Sales by item", HEADING), _table(rows, widths)]
+    widths = [64 * mm, 12 * mm, 20 * mm, 20 * mm, 22 * mm, 20 * mm, 22 * mm]
+    note = Paragraph(SALES_NOTE, SMALL)
+    return [Paragraph("Sales by item", HEADING), _table(rows, widths), note]
 
 
 def _lines(content: StatementContent, detail_lines_max: int) -> list[Flowable]:
@@ -172,17 +179,19 @@ def _lines(content: StatementContent, detail_lines_max: int) -> list[Flowable]:
     if len(content.lines) > detail_lines_max:
         note = f"{len(content.lines):,} lines: the CSV download lists each one."
         return [Paragraph("Lines", HEADING), Paragraph(escape(note), BODY)]
-    rows: list[list[object]] = [["Date", "Type", "Item", "Reference", "Paid", "Fee", "Amount"]]
+    rows: list[list[object]] = [
+        ["Date", "Type", "Item", "Reference", "Paid", "Commission", "Fee", "Amount"]
+    ]
     rows += [
         [
             line.day, line.label, Paragraph(escape(line.item), SMALL),
             Paragraph(escape(_reference(line)), SMALL),
-            _amount(content, line.price_paid_minor), _blank_if_zero(content, line.fee_minor),
-            _amount(content, line.amount_minor),
+            _amount(content, line.price_paid_minor), _amount(content, line.commission_minor),
+            _blank_if_zero(content, line.fee_minor), _amount(content, line.amount_minor),
         ]  # fmt: skip
         for line in content.lines
     ]
-    widths = [18 * mm, 22 * mm, 50 * mm, 35 * mm, 18 * mm, 15 * mm, 22 * mm]
+    widths = [18 * mm, 22 * mm, 40 * mm, 23 * mm, 18 * mm, 22 * mm, 15 * mm, 22 * mm]
     return [Paragraph("Lines", HEADING), _table(rows, widths)]
 
 

@@ -25,6 +25,8 @@ CSV columns (the header row names them; they only ever gain columns at the end):
 ``currency``        ISO 4217
 ``linked_sale``     a refund's, chargeback's or dispute's sale date
 ``transaction_id``  the ledger transaction
+``commission``      on a sale, the platform's share of the price paid (the extra included), so
+                    ``price_paid - commission - processor_fee = amount``
 ==================  =============================================================================
 
 Amounts are decimals in major units (``7.00``, ``-0.90``; ``700`` for JPY). The opening
@@ -63,7 +65,7 @@ MEDIA_TYPES = {
 }
 CSV_COLUMNS = (
     "date", "type", "reference", "item", "item_type", "quantity", "price_paid", "extra",
-    "processor_fee", "amount", "currency", "linked_sale", "transaction_id",
+    "processor_fee", "amount", "currency", "linked_sale", "transaction_id", "commission",
 )  # fmt: skip
 OPENING_BALANCE = "opening_balance"
 CLOSING_BALANCE = "closing_balance"
@@ -135,7 +137,7 @@ def csv_document(view: StatementView) -> bytes:
             _text_cell(line.item_type), "" if line.quantity is None else line.quantity,
             amount(line.price_paid_minor), amount(line.extra_minor), amount(line.fee_minor),
             amount(line.amount_minor), content.currency, _text_cell(line.linked_sale),
-            line.transaction_id,
+            line.transaction_id, amount(line.commission_minor),
         )  # fmt: skip
         for line in content.lines
     )

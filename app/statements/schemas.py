@@ -32,6 +32,11 @@ class StatementLineSchema(Schema):
     )
     linked_sale = fields.String(required=True)
     transaction_id = fields.Integer(required=True)
+    commission_minor = fields.Integer(
+        required=True, allow_none=True,
+        metadata={"description": "On a sale, the platform's share of the price paid: "
+                                 "price_paid_minor - commission_minor - fee_minor = amount_minor."},
+    )  # fmt: skip
 
 
 class AdTrackSchema(Schema):
