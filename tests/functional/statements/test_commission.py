@@ -67,14 +67,17 @@ def posted_to_platform(transaction_id: int) -> int:
     return -int(credited)
 
 
+def sold_lines(activity: Activity, **sale: Any) -> list[Any]:
+    """The sale lines of October's statement after one October sale (``Activity.sale``)."""
+    activity.sale(OCTOBER_DAY, **sale)
+    content = service.statement(db.session, activity.catalogue.artist, OCTOBER, "USD").content
+    return sale_lines(content)
+
+
 def test_fixed_price_and_name_your_price_lines_show_the_commission_the_sale_posted(
     app: Any, activity: Activity
 ) -> None:
-    activity.sale(OCTOBER_DAY, extra=250, fee=45)  # Sketches 550, Long Player 1000
-
-    content = service.statement(db.session, activity.catalogue.artist, OCTOBER, "USD").content
-
-    lines = sale_lines(content)
+    lines = sold_lines(activity, extra=250, fee=45)  # Sketches 550, Long Player 1000
     # The platform absorbs the fee: the artist's line carries none of it.
     assert [figures(line) for line in lines] == [
         ("Sketches", 550, 250, 55, 0, 495), ("Long Player", 1000, 0, 100, 0, 900),
@@ -91,11 +94,7 @@ def test_a_fee_deducted_before_the_split_leaves_the_commission_as_the_sale_poste
     app = make_app(FEE_POLICY=DEDUCT_BEFORE_SPLIT)
     with app.app_context():
         activity = Activity(app, make_catalogue())
-        activity.sale(OCTOBER_DAY, extra=200, fee=100)  # Sketches 500, Long Player 1000
-
-        content = service.statement(db.session, activity.catalogue.artist, OCTOBER, "USD").content
-
-        lines = sale_lines(content)
+        lines = sold_lines(activity, extra=200, fee=100)  # Sketches 500, Long Player 1000
         # The fee, 33 and 67 by the items' amounts, shared 90/10: the artist's 30 and 60.
         assert [figures(line) for line in lines] == [
             ("Sketches", 500, 200, 50, 30, 420), ("Long Player", 1000, 0, 100, 60, 840),
