@@ -74,6 +74,8 @@ def test_the_player_works_from_the_keyboard_alone(live_server, open_page, releas
     assert page.get_attribute(button, "aria-pressed") == "true"
     page.keyboard.press("Enter")
     page.wait_for_function("() => window.__audio.paused")
+    # The player marks the button on the "pause" event, which comes after ``paused`` is set.
+    page.wait_for_selector(f"{button}[aria-pressed='false']", timeout=5000)
     assert page.get_attribute(button, "aria-pressed") == "false"
 
     # The waveform is the next stop: its arrows seek.
